@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages sotto needs to build, run and test.
+# Idempotent: does nothing when every package is already installed.
+set -euo pipefail
+
+packages=(
+  # build: whisper.cpp (cmake, a C++ compiler), bindgen (libclang), cpal (ALSA)
+  build-essential cmake clang libclang-dev pkg-config libasound2-dev
+  # model download client (pip) for the default model
+  python3 python3-pip
+  # tests and demo: virtual microphone, speech synthesis, real D-Bus clients
+  pulseaudio pulseaudio-utils alsa-utils libasound2-plugins espeak-ng sox
+  dbus dbus-bin libglib2.0-bin systemd procps util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,326 @@
+//! Input devices through cpal: listing, choosing by name, and the supervisor
+//! thread that owns the live stream, rebuilds it when the device is lost and
+//! drops it on pause.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, Sample, SampleFormat, SizedSample};
+use crossbeam_channel::{Receiver, Sender};
+
+use super::capture::{self, CaptureCounters, CaptureWriter};
+use super::{now_ms, CaptureStream, SourceCommand, RING_SECONDS};
+use crate::event::{send_blocking, Event, EventSender, State};
+
+/// Errors choosing or opening a capture device.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no input device matches {wanted:?}; available input devices: {available} (pass one of these names, or a part of it, to --device)")]
+    NoMatch { wanted: String, available: String },
+    #[error("no default input device; connect a microphone or start the sound server, or pick one with --device (see --list-devices)")]
+    NoDefault,
+    #[error("cannot open input device {name:?}: {reason} (check that it is free and that this user may use audio, e.g. is in group 'audio')")]
+    Open { name: String, reason: String },
+}
+
+/// One input device as `--list-devices` prints it.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    /// Stable name `host:id` (e.g. `pulseaudio:vmic.monitor`, `alsa:default`); what `--device` matches.
+    pub name: String,
+    /// Human description from the host.
+    pub description: String,
+    /// `"48000 Hz, 2 ch, f32"`, or why the default config is unknown.
+    pub default_config: String,
+}
+
+/// Which device to capture from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSelector {
+    /// The default host's default input.
+    Default,
+    /// The first device whose name or description contains this string
+    /// (an exact name wins over a substring).
+    Named(String),
+}
+
+fn device_name(device: &cpal::Device) -> String {
+    match device.id() {
+        Ok(id) => id.to_string(),
+        Err(_) => device.to_string(),
+    }
+}
+
+fn describe_config(device: &cpal::Device) -> String {
+    match device.default_input_config() {
+        Ok(c) => format!(
+            "{} Hz, {} ch, {}",
+            c.sample_rate(),
+            c.channels(),
+            c.sample_format()
+        ),
+        Err(e) => format!("no default config ({e})"),
+    }
+}
+
+/// Every input device of every available host (PulseAudio first when its server
+/// is reachable, then ALSA), with its default configuration.
+pub fn list_devices() -> Vec<(DeviceInfo, cpal::Device)> {
+    let mut out = Vec::new();
+    let mut hosts = cpal::available_hosts();
+    // The PulseAudio host only answers with a reachable server; list it first so
+    // its stable source names win a substring match.
+    hosts.sort_by_key(|h| h.name() != "PulseAudio");
+    for host_id in hosts {
+        let Ok(host) = cpal::host_from_id(host_id) else { continue };
+        let Ok(devices) = host.input_devices() else { continue };
+        for device in devices {
+            let description = device
+                .description()
+                .map(|d| d.name().to_string())
+                .unwrap_or_default();
+            let info = DeviceInfo {
+                name: device_name(&device),
+                description,
+                default_config: describe_config(&device),
+            };
+            out.push((info, device));
+        }
+    }
+    out
+}
+
+fn available_names(devices: &[(DeviceInfo, cpal::Device)]) -> String {
+    if devices.is_empty() {
+        return "none".to_string();
+    }
+    devices
+        .iter()
+        .map(|(info, _)| info.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Finds the device a selector means. `Named` matches an exact name first, then a
+/// case-insensitive substring of the name or the description.
+pub fn find_device(selector: &DeviceSelector) -> Result<(String, cpal::Device), DeviceError> {
+    match selector {
+        DeviceSelector::Default => {
+            let host = cpal::default_host();
+            let device = host.default_input_device().ok_or(DeviceError::NoDefault)?;
+            Ok((device_name(&device), device))
+        }
+        DeviceSelector::Named(wanted) => {
+            let devices = list_devices();
+            let lower = wanted.to_lowercase();
+            let exact = devices.iter().position(|(info, _)| info.name == *wanted);
+            let partial = || {
+                devices.iter().position(|(info, _)| {
+                    info.name.to_lowercase().contains(&lower)
+                        || info.description.to_lowercase().contains(&lower)
+                })
+            };
+            match exact.or_else(partial) {
+                Some(index) => {
+                    let (info, device) = devices.into_iter().nth(index).expect("index from position");
+                    Ok((info.name, device))
+                }
+                None => Err(DeviceError::NoMatch {
+                    wanted: wanted.clone(),
+                    available: available_names(&devices),
+                }),
+            }
+        }
+    }
+}
+
+/// A running stream and the flag its error callback raises.
+struct OpenStream {
+    _stream: cpal::Stream,
+    failed: Arc<AtomicBool>,
+}
+
+fn build_typed<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut writer: CaptureWriter,
+    failed: Arc<AtomicBool>,
+    wake: Sender<()>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + Sample + Send + 'static,
+    f32: FromSample<T>,
+{
+    device.build_input_stream::<T, _, _>(
+        *config,
+        move |data: &[T], _info: &cpal::InputCallbackInfo| {
+            writer.write(data);
+        },
+        move |_err| {
+            // Called from the host's thread, possibly millions of times a second
+            // (ALSA through the pulse plugin): only the first call wakes the
+            // supervisor, which drops the stream and so ends the storm.
+            if !failed.swap(true, Ordering::AcqRel) {
+                let _ = wake.try_send(());
+            }
+        },
+        None,
+    )
+}
+
+fn open_stream(
+    device: &cpal::Device,
+    name: &str,
+    counters: &Arc<CaptureCounters>,
+    wake: &Sender<()>,
+) -> Result<(OpenStream, CaptureStream), DeviceError> {
+    let open_err = |reason: String| DeviceError::Open {
+        name: name.to_string(),
+        reason,
+    };
+    let supported = device
+        .default_input_config()
+        .map_err(|e| open_err(e.to_string()))?;
+    let config = supported.config();
+    let (producer, consumer) = capture::ring(config.sample_rate, RING_SECONDS);
+    let writer = CaptureWriter::new(producer, config.channels as usize, counters.clone());
+    let failed = Arc::new(AtomicBool::new(false));
+    let (f, w) = (failed.clone(), wake.clone());
+    let stream = match supported.sample_format() {
+        SampleFormat::I8 => build_typed::<i8>(device, &config, writer, f, w),
+        SampleFormat::I16 => build_typed::<i16>(device, &config, writer, f, w),
+        SampleFormat::I24 => build_typed::<cpal::I24>(device, &config, writer, f, w),
+        SampleFormat::I32 => build_typed::<i32>(device, &config, writer, f, w),
+        SampleFormat::I64 => build_typed::<i64>(device, &config, writer, f, w),
+        SampleFormat::U8 => build_typed::<u8>(device, &config, writer, f, w),
+        SampleFormat::U16 => build_typed::<u16>(device, &config, writer, f, w),
+        SampleFormat::U24 => build_typed::<cpal::U24>(device, &config, writer, f, w),
+        SampleFormat::U32 => build_typed::<u32>(device, &config, writer, f, w),
+        SampleFormat::U64 => build_typed::<u64>(device, &config, writer, f, w),
+        SampleFormat::F32 => build_typed::<f32>(device, &config, writer, f, w),
+        SampleFormat::F64 => build_typed::<f64>(device, &config, writer, f, w),
+        other => return Err(open_err(format!("unsupported sample format {other}"))),
+    }
+    .map_err(|e| open_err(e.to_string()))?;
+    let origin_ms = now_ms();
+    stream.play().map_err(|e| open_err(e.to_string()))?;
+    Ok((
+        OpenStream {
+            _stream: stream,
+            failed,
+        },
+        CaptureStream {
+            consumer,
+            sample_rate: config.sample_rate,
+            origin_ms,
+        },
+    ))
+}
+
+/// Retry delays after a device loss: quick first, then every few seconds, so a
+/// daemon waiting for its microphone costs nothing measurable.
+const RETRY_BACKOFF_MS: [u64; 5] = [250, 500, 1000, 2000, 4000];
+
+/// The thread that owns the live stream. It opens the device, hands each new ring
+/// to the dsp thread, and on a device error drops the stream and retries with
+/// backoff. Exits on [`SourceCommand::Stop`] or when the command sender is dropped;
+/// its `streams` sender then closes, which tells the dsp thread to finish.
+pub struct DeviceSource {
+    pub selector: DeviceSelector,
+    /// Capture counters shared with the stats.
+    pub counters: Arc<CaptureCounters>,
+    /// New rings go to the dsp thread, which holds the receiver.
+    pub streams: Sender<CaptureStream>,
+    /// Events (device lost/restored, state) go to the event loop.
+    pub events: EventSender,
+    /// Commands from the event loop, which holds the sender.
+    pub commands: Receiver<SourceCommand>,
+}
+
+impl DeviceSource {
+    /// Opens the device once (errors are the caller's: a typo must not look like a
+    /// silent daemon), then runs the supervisor on its own thread.
+    pub fn spawn(self) -> Result<JoinHandle<()>, DeviceError> {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+        let (name, device) = find_device(&self.selector)?;
+        let (stream, capture) = open_stream(&device, &name, &self.counters, &wake_tx)?;
+        log::info!("capturing from {name} at {} Hz", capture.sample_rate);
+        let _ = self.streams.send(capture);
+        send_blocking(&self.events, Event::State(State::Listening));
+        Ok(std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || self.supervise(Some(stream), wake_tx, wake_rx))
+            .expect("spawn capture thread"))
+    }
+
+    fn reopen(&self, wake: &Sender<()>) -> Option<OpenStream> {
+        let (name, device) = find_device(&self.selector).ok()?;
+        let (stream, capture) = open_stream(&device, &name, &self.counters, wake).ok()?;
+        let _ = self.streams.send(capture);
+        Some(stream)
+    }
+
+    fn supervise(self, mut stream: Option<OpenStream>, wake_tx: Sender<()>, wake_rx: Receiver<()>) {
+        let mut paused = false;
+        let mut lost = false;
+        let mut attempt = 0usize;
+        loop {
+            let timeout = if lost && !paused {
+                Duration::from_millis(RETRY_BACKOFF_MS[attempt.min(RETRY_BACKOFF_MS.len() - 1)])
+            } else {
+                Duration::from_secs(3600)
+            };
+            crossbeam_channel::select! {
+                recv(self.commands) -> cmd => match cmd {
+                    Ok(SourceCommand::Pause) => {
+                        stream = None;
+                        paused = true;
+                        send_blocking(&self.events, Event::State(State::Paused));
+                    }
+                    Ok(SourceCommand::Resume) if paused => {
+                        paused = false;
+                        stream = self.reopen(&wake_tx);
+                        lost = stream.is_none();
+                        attempt = 0;
+                        let state = if lost { State::NoDevice } else { State::Listening };
+                        send_blocking(&self.events, Event::State(state));
+                    }
+                    Ok(SourceCommand::Resume) => {}
+                    Ok(SourceCommand::Stop) | Err(_) => return,
+                },
+                recv(wake_rx) -> _ => {
+                    if stream.as_ref().is_some_and(|s| s.failed.load(Ordering::Acquire)) {
+                        // Drop the stream here, never inside its callback.
+                        stream = None;
+                        lost = true;
+                        attempt = 0;
+                        log::warn!("capture device lost; retrying");
+                        send_blocking(&self.events, Event::Error {
+                            kind: "device-lost".into(),
+                            message: "the capture device stopped; sottod retries until it returns".into(),
+                        });
+                        send_blocking(&self.events, Event::State(State::NoDevice));
+                    }
+                },
+                default(timeout) => {
+                    if lost && !paused {
+                        attempt += 1;
+                        if let Some(s) = self.reopen(&wake_tx) {
+                            stream = Some(s);
+                            lost = false;
+                            log::info!("capture device restored");
+                            send_blocking(&self.events, Event::Error {
+                                kind: "device-restored".into(),
+                                message: "the capture device is back; listening again".into(),
+                            });
+                            send_blocking(&self.events, Event::State(State::Listening));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! `--input-file`: a WAV file played into the same ring and dsp thread as a
+//! microphone, paced in real time or as fast as the pipeline takes it.
+
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use super::capture::{self, CaptureCounters, CaptureWriter};
+use super::{now_ms, CaptureStream, SourceCommand, RING_SECONDS};
+use crate::event::{send_blocking, Event, EventSender, State};
+
+/// Errors opening or reading a WAV file. Each message names the file and a fix.
+#[derive(Debug, thiserror::Error)]
+pub enum WavError {
+    #[error("cannot read {path}: {reason} (check the path given to --input-file)")]
+    Open { path: PathBuf, reason: String },
+    #[error("{path} is not a WAV file ({reason}); convert it first, e.g. `sox in.mp3 -r 16000 -c 1 out.wav`")]
+    NotWav { path: PathBuf, reason: String },
+    #[error("{path} is an unsupported WAV ({reason}); use PCM 8/16/24/32-bit or 32-bit float, e.g. `sox in.wav -b 16 out.wav`")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{path} is truncated: its header promises {promised} bytes of audio but only {present} are there; re-export or re-copy the file")]
+    Truncated { path: PathBuf, promised: u64, present: u64 },
+    #[error("{path} has no audio frames; give a WAV file with sound in it")]
+    Empty { path: PathBuf },
+}
+
+/// A checked WAV file: the header is read and the data length matches the file.
+pub struct WavInput {
+    path: PathBuf,
+    reader: hound::WavReader<BufReader<File>>,
+}
+
+impl WavInput {
+    /// Opens and checks the file; all problems are found here, before the daemon starts.
+    pub fn open(path: &Path) -> Result<Self, WavError> {
+        let file = File::open(path).map_err(|e| WavError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(WavError::Open {
+                path: path.to_path_buf(),
+                reason: "it is a directory".into(),
+            });
+        }
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
+            hound::Error::Unsupported => WavError::Unsupported {
+                path: path.to_path_buf(),
+                reason: "encoding not supported".into(),
+            },
+            hound::Error::IoError(io) => WavError::NotWav {
+                path: path.to_path_buf(),
+                reason: format!("header unreadable: {io}"),
+            },
+            other => WavError::NotWav {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        })?;
+        let spec = reader.spec();
+        let supported = match spec.sample_format {
+            hound::SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
+            hound::SampleFormat::Float => spec.bits_per_sample == 32,
+        };
+        if !supported || spec.channels == 0 || spec.sample_rate == 0 {
+            return Err(WavError::Unsupported {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} channels, {} Hz, {}-bit {:?}",
+                    spec.channels, spec.sample_rate, spec.bits_per_sample, spec.sample_format
+                ),
+            });
+        }
+        if reader.len() == 0 {
+            return Err(WavError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        // hound only notices a short data chunk when it gets there; check up front
+        // so a truncated file is refused instead of half-played.
+        let bytes_per_sample = u64::from(spec.bits_per_sample).div_ceil(8);
+        let promised = u64::from(reader.len()) * bytes_per_sample;
+        let mut inner = reader.into_inner();
+        let data_start = inner.stream_position().unwrap_or(0);
+        let present = file_len.saturating_sub(data_start);
+        if present < promised {
+            return Err(WavError::Truncated {
+                path: path.to_path_buf(),
+                promised,
+                present,
+            });
+        }
+        inner.seek(SeekFrom::Start(0)).map_err(|e| WavError::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let reader = hound::WavReader::new(inner).map_err(|e| WavError::NotWav {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+
+    /// Sample rate of the file.
+    pub fn sample_rate(&self) -> u32 {
+        self.reader.spec().sample_rate
+    }
+
+    /// Duration of the file in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.reader.duration() as f64 / self.sample_rate() as f64
+    }
+
+    /// Plays the file on its own thread into a fresh ring, announced on `streams`.
+    /// Paced: one 10 ms block per 10 ms of wall time; unpaced: as fast as the dsp
+    /// thread reads (it waits when the ring is full, so nothing is lost). At the end
+    /// of the file, or on `Stop`, the thread ends and closes the ring and `streams`.
+    pub fn spawn(
+        self,
+        paced: bool,
+        counters: Arc<CaptureCounters>,
+        streams: Sender<CaptureStream>,
+        events: EventSender,
+        commands: Receiver<SourceCommand>,
+    ) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("wav-reader".into())
+            .spawn(move || self.play(paced, counters, streams, events, commands))
+            .expect("spawn wav reader thread")
+    }
+
+    fn play(
+        mut self,
+        paced: bool,
+        counters: Arc<CaptureCounters>,
+        streams: Sender<CaptureStream>,
+        events: EventSender,
+        commands: Receiver<SourceCommand>,
+    ) {
+        let spec = self.reader.spec();
+        let rate = spec.sample_rate;
+        let channels = spec.channels as usize;
+        let (producer, consumer) = capture::ring(rate, RING_SECONDS);
+        let mut writer = CaptureWriter::new(producer, 1, counters);
+        let origin_ms = now_ms();
+        if streams
+            .send(CaptureStream {
+                consumer,
+                sample_rate: rate,
+                origin_ms,
+            })
+            .is_err()
+        {
+            return;
+        }
+        send_blocking(&events, Event::State(State::Listening));
+
+        let frames_per_block = (rate as usize / 100).max(1);
+        let mut interleaved: Vec<f32> = Vec::with_capacity(frames_per_block * channels);
+        let mut mono: Vec<f32> = Vec::with_capacity(frames_per_block);
+        let mut samples = SampleReader::new(&mut self.reader);
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        let mut frames_sent: u64 = 0;
+        let mut paused_for = Duration::ZERO;
+        loop {
+            match commands.try_recv() {
+                Ok(SourceCommand::Stop) | Err(TryRecvError::Disconnected) => break,
+                Ok(SourceCommand::Pause) => {
+                    let pause_start = Instant::now();
+                    send_blocking(&events, Event::State(State::Paused));
+                    match commands.recv() {
+                        Ok(SourceCommand::Resume) => {
+                            paused_for += pause_start.elapsed();
+                            send_blocking(&events, Event::State(State::Listening));
+                        }
+                        _ => break,
+                    }
+                }
+                _ => {}
+            }
+            interleaved.clear();
+            if let Err(e) = samples.read_into(frames_per_block * channels, &mut interleaved) {
+                log::error!("{}: {e}; stopping at the error", self.path.display());
+                send_blocking(
+                    &events,
+                    Event::Error {
+                        kind: "input-file".into(),
+                        message: format!("{}: {e}", self.path.display()),
+                    },
+                );
+                break;
+            }
+            if interleaved.is_empty() {
+                break;
+            }
+            mono.clear();
+            let gain = 1.0 / channels as f32;
+            mono.extend(
+                interleaved
+                    .chunks_exact(channels)
+                    .map(|frame| frame.iter().sum::<f32>() * gain),
+            );
+            if paced {
+                // Sleep until this block's place on the wall clock.
+                let due = Duration::from_secs_f64(frames_sent as f64 / rate as f64) + paused_for;
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            if !writer.write_all_blocking(&mono, &stop) {
+                break;
+            }
+            frames_sent += mono.len() as u64;
+        }
+        log::debug!("{}: {frames_sent} frames played", self.path.display());
+    }
+}
+
+/// Reads any supported sample format as `f32` in -1..1.
+struct SampleReader<'a> {
+    reader: &'a mut hound::WavReader<BufReader<File>>,
+    float: bool,
+    /// `1 / 2^(bits-1)` for integer formats.
+    scale: f32,
+}
+
+impl<'a> SampleReader<'a> {
+    fn new(reader: &'a mut hound::WavReader<BufReader<File>>) -> Self {
+        let spec = reader.spec();
+        Self {
+            float: spec.sample_format == hound::SampleFormat::Float,
+            scale: 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32,
+            reader,
+        }
+    }
+
+    fn read_into(&mut self, n: usize, out: &mut Vec<f32>) -> Result<(), hound::Error> {
+        if self.float {
+            for s in self.reader.samples::<f32>().take(n) {
+                out.push(s?);
+            }
+        } else {
+            let scale = self.scale;
+            for s in self.reader.samples::<i32>().take(n) {
+                out.push(s? as f32 * scale);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Raw command-line flags of `sottod` (clap derive). Checked and resolved into a
+//! [`crate::config::Config`] in one place.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Which D-Bus bus to publish on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// The user's session bus (desktops).
+    Session,
+    /// The system bus (appliances; needs the installed policy).
+    System,
+}
+
+/// sottod — on-device speech-to-text daemon.
+///
+/// Listens to a microphone, finds speech, transcribes it locally with
+/// whisper.cpp and publishes every transcript as a D-Bus signal on
+/// org.sotto.Sotto1. Every flag that takes a value can also be set with
+/// SOTTO_<FLAG> (e.g. SOTTO_MODEL, SOTTO_SILENCE_MS).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sottod", version, max_term_width = 100)]
+pub struct Cli {
+    /// Capture device: a name, or part of one, as --list-devices prints it
+    /// [default: the system's default input]
+    #[arg(long, env = "SOTTO_DEVICE", value_name = "NAME")]
+    pub device: Option<String>,
+
+    /// Print every input device with its default rate, channels and sample format, then exit
+    #[arg(long)]
+    pub list_devices: bool,
+
+    /// Read this WAV file instead of a microphone (PCM 8/16/24/32-bit or float,
+    /// any rate and channels), paced in real time; exits when it ends
+    #[arg(long, env = "SOTTO_INPUT_FILE", value_name = "WAV")]
+    pub input_file: Option<PathBuf>,
+
+    /// With --input-file: read as fast as possible instead of in real time
+    #[arg(long, requires = "input_file")]
+    pub no_pace: bool,
+
+    /// Whisper model in ggml format (any whisper.cpp model: tiny … large, quantised or not)
+    /// [default: models/ggml-tiny.en.bin beside the executable's project, or
+    /// /usr/share/sotto/models/ggml-tiny.en.bin when installed]
+    #[arg(long, env = "SOTTO_MODEL", value_name = "PATH")]
+    pub model: Option<PathBuf>,
+
+    /// Spoken language as an ISO 639-1 code (e.g. en, de); English-only models accept only en
+    #[arg(long, env = "SOTTO_LANGUAGE", value_name = "CODE", default_value = "en")]
+    pub language: String,
+
+    /// Threads for decoding [default: 2 on two or more cores, measured best on a 2-core machine]
+    #[arg(long, env = "SOTTO_THREADS", value_name = "N")]
+    pub threads: Option<i64>,
+
+    /// A 16 ms frame whose voice probability (0..1) reaches this is speech
+    #[arg(long, env = "SOTTO_VAD_THRESHOLD", value_name = "F", default_value_t = 0.5)]
+    pub vad_threshold: f64,
+
+    /// Milliseconds of speech before an utterance opens (shorter bursts are ignored)
+    #[arg(long, env = "SOTTO_MIN_SPEECH_MS", value_name = "MS", default_value_t = 192)]
+    pub min_speech_ms: i64,
+
+    /// Silence in milliseconds that ends an utterance
+    #[arg(long, env = "SOTTO_SILENCE_MS", value_name = "MS", default_value_t = 500)]
+    pub silence_ms: i64,
+
+    /// Milliseconds of audio before the speech onset given to the model
+    #[arg(long, env = "SOTTO_PRE_ROLL_MS", value_name = "MS", default_value_t = 320)]
+    pub pre_roll_ms: i64,
+
+    /// Longest utterance in milliseconds; longer speech is cut and continues as a new utterance
+    #[arg(long, env = "SOTTO_MAX_UTTERANCE_MS", value_name = "MS", default_value_t = 20_000)]
+    pub max_utterance_ms: i64,
+
+    /// Latest a transcript may be published, in milliseconds after the end of its
+    /// speech; later ones are dropped with reason "deadline"
+    #[arg(long, env = "SOTTO_MAX_LATENCY_MS", value_name = "MS", default_value_t = 5_000)]
+    pub max_latency_ms: i64,
+
+    /// Bus to publish on
+    #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
+    pub bus: BusKind,
+
+    /// Also print every event as one JSON object per line on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// More log output on stderr (-v shows transcript text, -vv debug)
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output on stderr (errors only)
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Prints a clap error as one line naming the problem and the fix (help and
+/// version print normally) and returns the exit code.
+pub fn exit_for_clap_error(error: clap::Error, program: &str) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            std::process::ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("{program}: error: {first}; run `{program} --help` for the flags");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `run`: wires the source, dsp and whisper threads to the event loop, and
+//! shuts them down in order. Tests drive it with their own shutdown future.
+
+use std::future::Future;
+use std::io::Write;
+
+use anyhow::Context as _;
+use crossbeam_channel::Sender;
+
+use crate::audio::device::DeviceSource;
+use crate::audio::wav::WavInput;
+use crate::audio::{now_ms, SourceCommand};
+use crate::config::{Config, Input};
+use crate::dsp::Dsp;
+use crate::event::{DropReason, Event, State};
+use crate::stats::{SharedCounters, Stats};
+use crate::transcribe::{Decoder, Transcriber};
+
+/// Events waiting for the event loop. Small: the loop only formats and sends.
+const EVENT_QUEUE: usize = 256;
+/// Utterances waiting for the decoder. A queue longer than this could not be
+/// decoded within any sensible latency bound; more are dropped as `overload`.
+const UTTERANCE_QUEUE: usize = 4;
+
+/// The state the event loop publishes, and where it sends it.
+struct Publisher {
+    json: bool,
+    max_latency_ms: u64,
+    stats: Stats,
+    source_state: State,
+    hearing: bool,
+}
+
+impl Publisher {
+    fn state(&self) -> State {
+        match (self.source_state, self.hearing) {
+            (State::Listening, true) => State::Hearing,
+            (s, _) => s,
+        }
+    }
+
+    fn publish(&mut self, event: Event) {
+        let mut latency_ms = 0;
+        let event = match event {
+            Event::Transcript(t) => {
+                latency_ms = now_ms().saturating_sub(t.end_ms);
+                if latency_ms > self.max_latency_ms {
+                    // The bound is a promise: a late transcript is not published.
+                    log::info!("utterance {}: ready {latency_ms} ms after its end, past the bound", t.id);
+                    Event::Dropped { id: t.id, reason: DropReason::Deadline }
+                } else {
+                    self.stats.record_transcript(latency_ms);
+                    log::info!("utterance {}: transcript, latency {latency_ms} ms, decode {} ms", t.id, t.decode_ms);
+                    Event::Transcript(t)
+                }
+            }
+            other => other,
+        };
+        match &event {
+            Event::Dropped { reason, .. } => self.stats.record_drop(*reason),
+            Event::State(s) => self.source_state = *s,
+            Event::Hearing(h) => self.hearing = *h,
+            Event::Error { kind, message } => log::warn!("{kind}: {message}"),
+            _ => {}
+        }
+        if self.json {
+            if let Some(value) = event.to_json(latency_ms) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{value}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// Runs the daemon until the input ends or `shutdown` resolves. Errors are
+/// start-up errors (bad file, device, model); once running, problems become
+/// events.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Cheap checks first, so a typo fails before the model loads.
+    let wav = match &config.input {
+        Input::File { path, .. } => Some(WavInput::open(path)?),
+        Input::Device(selector) => {
+            crate::audio::device::find_device(selector)?;
+            None
+        }
+    };
+
+    let (model, language, threads) = (config.model.clone(), config.language.clone(), config.threads);
+    let decoder = tokio::task::spawn_blocking(move || Decoder::load(&model, &language, threads))
+        .await
+        .context("model loader")??;
+    log::info!("model {} loaded from {}", decoder.model_name(), config.model.display());
+
+    let counters = SharedCounters::default();
+    let (event_tx, mut event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+    let (utterance_tx, utterance_rx) = crossbeam_channel::bounded(UTTERANCE_QUEUE);
+    let (stream_tx, stream_rx) = crossbeam_channel::bounded(2);
+    let (command_tx, command_rx) = crossbeam_channel::bounded::<SourceCommand>(8);
+
+    let max_latency_ms = config.max_latency_ms;
+    let (tx, tc) = (event_tx.clone(), counters.transcriber.clone());
+    let transcriber =
+        tokio::task::spawn_blocking(move || Transcriber::spawn(decoder, utterance_rx, tx, max_latency_ms, tc))
+            .await
+            .context("transcriber start")?;
+
+    let dsp = Dsp {
+        settings: config.segmenter,
+        streams: stream_rx,
+        utterances: utterance_tx,
+        events: event_tx.clone(),
+        counters: counters.dsp.clone(),
+    }
+    .spawn();
+
+    let source = match (&config.input, wav) {
+        (Input::File { paced, .. }, Some(wav)) => {
+            log::info!("reading {:.1} s of audio from the input file", wav.seconds());
+            wav.spawn(*paced, counters.capture.clone(), stream_tx, event_tx.clone(), command_rx)
+        }
+        (Input::Device(selector), _) => {
+            let source = DeviceSource {
+                selector: selector.clone(),
+                counters: counters.capture.clone(),
+                streams: stream_tx,
+                events: event_tx.clone(),
+                commands: command_rx,
+            };
+            tokio::task::spawn_blocking(move || source.spawn()).await.context("capture start")??
+        }
+        (Input::File { .. }, None) => unreachable!("file input is opened above"),
+    };
+    // Only the workers hold senders now: the loop ends when all of them are done.
+    drop(event_tx);
+
+    let mut publisher = Publisher {
+        json: config.json,
+        max_latency_ms,
+        stats: Stats::new(counters),
+        source_state: State::NoDevice,
+        hearing: false,
+    };
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            event = event_rx.recv() => match event {
+                Some(event) => publisher.publish(event),
+                None => break,
+            },
+            () = &mut shutdown, if !stopping => {
+                stopping = true;
+                log::info!("stopping");
+                stop_source(&command_tx);
+            }
+        }
+    }
+    let _ = publisher.state();
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = source.join();
+        let _ = dsp.join();
+        transcriber.join();
+    })
+    .await;
+    let s = publisher.stats.snapshot();
+    log::info!(
+        "done: {} utterances, {} transcripts, {} dropped",
+        s.utterances,
+        s.transcripts,
+        s.dropped_deadline + s.dropped_overload + s.dropped_no_speech + s.dropped_shutdown
+    );
+    Ok(())
+}
+
+fn stop_source(commands: &Sender<SourceCommand>) {
+    let _ = commands.try_send(SourceCommand::Stop);
+}
+
+/// Resolves on SIGINT or SIGTERM. SIGHUP is caught and ignored (logged), so a
+/// closed terminal does not stop the daemon.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        // Without signal handlers the default actions apply; never resolve.
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => log::info!("SIGHUP ignored"),
+        }
+    }
+}

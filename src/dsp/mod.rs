@@ -1,0 +1,150 @@
+//! The "dsp" thread: reads each capture ring, resamples to 16 kHz, scores voice
+//! activity per 16 ms frame and segments utterances.
+
+pub mod resample;
+pub mod segmenter;
+pub mod vad;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::audio::CaptureStream;
+use crate::event::{send_blocking, DropReason, Event, EventSender};
+use resample::Resampler;
+use segmenter::{Segment, Segmenter, SegmenterSettings, Utterance};
+use vad::{Framer, Vad};
+
+/// How long the dsp thread sleeps when its ring is empty. Short enough to add at
+/// most this much to latency, long enough that an idle daemon wakes only 100
+/// times a second for a few microseconds of work.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Samples read from the ring per step (any size works; this bounds the work
+/// between two checks of the ring).
+const READ_BLOCK: usize = 4096;
+
+/// Counters the dsp thread keeps; read by the stats.
+#[derive(Debug, Default)]
+pub struct DspCounters {
+    /// Utterances opened.
+    pub utterances: AtomicU64,
+    /// 16 kHz frames analysed.
+    pub frames_analysed: AtomicU64,
+}
+
+/// The dsp thread's inputs and outputs.
+pub struct Dsp {
+    pub settings: SegmenterSettings,
+    /// Capture rings, one per stream, from the source thread (which holds the sender).
+    pub streams: Receiver<CaptureStream>,
+    /// Closed utterances to the transcriber, which holds the receiver. Bounded:
+    /// when it is full the utterance is dropped with reason `overload`.
+    pub utterances: Sender<Utterance>,
+    /// Events to the event loop.
+    pub events: EventSender,
+    pub counters: Arc<DspCounters>,
+}
+
+impl Dsp {
+    /// Runs on its own thread until the source closes its stream channel and the
+    /// last ring is drained; then the utterance and event senders drop.
+    pub fn spawn(self) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("dsp".into())
+            .spawn(move || self.run())
+            .expect("spawn dsp thread")
+    }
+
+    fn run(self) {
+        let mut segmenter = Segmenter::new(self.settings);
+        let mut vad = Vad::new();
+        let mut block = vec![0.0f32; READ_BLOCK];
+        while let Ok(stream) = self.streams.recv() {
+            let CaptureStream {
+                mut consumer,
+                sample_rate,
+                origin_ms,
+            } = stream;
+            let mut resampler = Resampler::new(sample_rate);
+            let mut framer = Framer::default();
+            segmenter.begin_stream(origin_ms);
+            vad.reset();
+            let mut sink = |segment: Segment| self.handle(segment);
+            let mut analyse = |samples: &[f32]| {
+                framer.push(samples, &mut |frame| {
+                    let score = vad.score(frame);
+                    segmenter.push(frame, score, &mut sink);
+                    self.counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
+                })
+            };
+            loop {
+                // Check for abandonment before reading, so frames written just
+                // before the writer left are still read.
+                let abandoned = consumer.is_abandoned();
+                let available = consumer.slots();
+                if available == 0 {
+                    if abandoned {
+                        break;
+                    }
+                    std::thread::sleep(POLL_INTERVAL);
+                    continue;
+                }
+                let n = available.min(READ_BLOCK);
+                let chunk = consumer.read_chunk(n).expect("n <= available slots");
+                let (first, second) = chunk.as_slices();
+                block[..first.len()].copy_from_slice(first);
+                block[first.len()..n].copy_from_slice(second);
+                chunk.commit_all();
+                resampler.push(&block[..n], &mut analyse);
+            }
+            resampler.finish(&mut analyse);
+            framer.finish(&mut |frame| {
+                let score = vad.score(frame);
+                segmenter.push(frame, score, &mut |s| self.handle(s));
+            });
+            segmenter.finish(&mut |s| self.handle(s));
+        }
+    }
+
+    fn handle(&self, segment: Segment) {
+        match segment {
+            Segment::Started { id, start_ms } => {
+                self.counters.utterances.fetch_add(1, Ordering::Relaxed);
+                send_blocking(&self.events, Event::SpeechStarted { id, start_ms });
+                send_blocking(&self.events, Event::Hearing(true));
+            }
+            Segment::Ended(utterance) => {
+                let id = utterance.id;
+                send_blocking(
+                    &self.events,
+                    Event::SpeechEnded {
+                        id,
+                        end_ms: utterance.end_ms,
+                    },
+                );
+                send_blocking(&self.events, Event::Hearing(false));
+                match self.utterances.try_send(utterance) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => send_blocking(
+                        &self.events,
+                        Event::Dropped {
+                            id,
+                            reason: DropReason::Overload,
+                        },
+                    ),
+                    Err(TrySendError::Disconnected(_)) => send_blocking(
+                        &self.events,
+                        Event::Dropped {
+                            id,
+                            reason: DropReason::Shutdown,
+                        },
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Any device rate to 16 kHz mono, in fixed chunks, with buffers allocated once.
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Indexing, Resampler as _};
+
+/// Whisper and the VAD expect 16 kHz.
+pub const TARGET_RATE: u32 = 16_000;
+
+/// Input frames per FFT chunk: about 21 ms at 48 kHz, short enough to keep the
+/// added latency small, long enough for the FFT to be cheap per sample.
+const CHUNK_FRAMES: usize = 1024;
+
+/// Streams mono audio at `input_rate` to 16 kHz. `push` takes any number of
+/// frames; output comes in chunks through a callback. A 16 kHz input passes through.
+pub struct Resampler {
+    inner: Option<Inner>,
+}
+
+struct Inner {
+    fft: Fft<f32>,
+    /// Input waiting for a full chunk; capacity fixed at creation.
+    pending: Vec<f32>,
+    /// Output of one chunk; capacity fixed at creation.
+    output: Vec<f32>,
+    /// Output frames still to discard: the resampler's start-up delay, so the
+    /// output's first frame is the input's first frame in time.
+    delay_left: usize,
+}
+
+impl Resampler {
+    /// A resampler from `input_rate` Hz to 16 kHz.
+    pub fn new(input_rate: u32) -> Self {
+        if input_rate == TARGET_RATE {
+            return Self { inner: None };
+        }
+        let fft = Fft::<f32>::new(
+            input_rate as usize,
+            TARGET_RATE as usize,
+            CHUNK_FRAMES,
+            1,
+            FixedSync::Input,
+        )
+        .expect("rates are non-zero and the chunk size is fixed");
+        let output = vec![0.0; fft.output_frames_max()];
+        let delay_left = fft.output_delay();
+        Self {
+            inner: Some(Inner {
+                pending: Vec::with_capacity(fft.input_frames_max()),
+                output,
+                delay_left,
+                fft,
+            }),
+        }
+    }
+
+    /// Feeds input frames; calls `out` with each block of 16 kHz frames produced.
+    pub fn push(&mut self, mut input: &[f32], out: &mut impl FnMut(&[f32])) {
+        let Some(inner) = &mut self.inner else {
+            out(input);
+            return;
+        };
+        while !input.is_empty() {
+            let needed = inner.fft.input_frames_next() - inner.pending.len();
+            let take = needed.min(input.len());
+            inner.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if inner.pending.len() == inner.fft.input_frames_next() {
+                inner.process(None, out);
+            }
+        }
+    }
+
+    /// Flushes what is buffered (the tail, plus the resampler's delay of silence)
+    /// so that the output covers the whole input; then the resampler is reset.
+    pub fn finish(&mut self, out: &mut impl FnMut(&[f32])) {
+        let Some(inner) = &mut self.inner else { return };
+        let mut remaining_out = ((inner.pending.len() as f64) * inner.fft.resample_ratio()).ceil() as usize;
+        let partial = inner.pending.len();
+        inner.pending.resize(inner.fft.input_frames_next(), 0.0);
+        let produced = inner.process(Some(partial), &mut |block: &[f32]| {
+            let n = block.len().min(remaining_out);
+            remaining_out -= n;
+            if n > 0 {
+                out(&block[..n]);
+            }
+        });
+        let _ = produced;
+        // Pump silence until the delayed tail has come out.
+        let mut guard = 0;
+        while remaining_out > 0 && guard < 16 {
+            inner.pending.clear();
+            inner.pending.resize(inner.fft.input_frames_next(), 0.0);
+            inner.process(Some(0), &mut |block: &[f32]| {
+                let n = block.len().min(remaining_out);
+                remaining_out -= n;
+                if n > 0 {
+                    out(&block[..n]);
+                }
+            });
+            guard += 1;
+        }
+        inner.fft.reset();
+        inner.pending.clear();
+        inner.delay_left = inner.fft.output_delay();
+    }
+}
+
+impl Inner {
+    fn process(&mut self, partial_len: Option<usize>, out: &mut impl FnMut(&[f32])) -> usize {
+        let n_in = self.fft.input_frames_next();
+        let input = InterleavedSlice::new(&self.pending[..n_in], 1, n_in).expect("pending holds one chunk");
+        let n_out_max = self.output.len();
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.output[..], 1, n_out_max).expect("output holds one chunk");
+        let indexing = partial_len.map(|n| Indexing {
+            input_offset: 0,
+            output_offset: 0,
+            partial_len: Some(n),
+            active_channels_mask: None,
+        });
+        let (_, n_out) = self
+            .fft
+            .process_into_buffer(&input, &mut output, indexing.as_ref())
+            .expect("buffers sized from the resampler's own limits");
+        self.pending.clear();
+        let skip = self.delay_left.min(n_out);
+        self.delay_left -= skip;
+        if n_out > skip {
+            out(&self.output[skip..n_out]);
+        }
+        n_out - skip
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(rate: u32, freq: f32, seconds: f32, amplitude: f32) -> Vec<f32> {
+        let n = (rate as f32 * seconds) as usize;
+        (0..n)
+            .map(|i| amplitude * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin())
+            .collect()
+    }
+
+    fn resample_all(rate: u32, input: &[f32], push_size: usize) -> Vec<f32> {
+        let mut r = Resampler::new(rate);
+        let mut out = Vec::new();
+        for block in input.chunks(push_size) {
+            r.push(block, &mut |b| out.extend_from_slice(b));
+        }
+        r.finish(&mut |b| out.extend_from_slice(b));
+        out
+    }
+
+    /// Frequency by counting upward zero crossings in the steady middle.
+    fn frequency(samples: &[f32], rate: u32) -> f32 {
+        let mid = &samples[samples.len() / 4..samples.len() * 3 / 4];
+        let crossings = mid.windows(2).filter(|w| w[0] <= 0.0 && w[1] > 0.0).count();
+        crossings as f32 * rate as f32 / mid.len() as f32
+    }
+
+    fn rms(samples: &[f32]) -> f32 {
+        let mid = &samples[samples.len() / 4..samples.len() * 3 / 4];
+        (mid.iter().map(|s| s * s).sum::<f32>() / mid.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn keeps_a_1khz_tone_frequency_level_and_length_from_44100_and_48000() {
+        for rate in [44_100, 48_000] {
+            let input = tone(rate, 1000.0, 2.0, 0.5);
+            let out = resample_all(rate, &input, 441);
+            let expected_len = (input.len() as f64 * 16_000.0 / rate as f64).ceil() as usize;
+            assert!(
+                out.len().abs_diff(expected_len) <= 1,
+                "{rate}: {} frames out, expected {expected_len}",
+                out.len()
+            );
+            let f = frequency(&out, TARGET_RATE);
+            assert!((f - 1000.0).abs() < 5.0, "{rate}: frequency {f}");
+            let level = rms(&out);
+            let want = 0.5 / 2f32.sqrt();
+            assert!((level - want).abs() / want < 0.02, "{rate}: rms {level}, want {want}");
+        }
+    }
+
+    #[test]
+    fn output_is_aligned_in_time_with_the_input() {
+        // A click at 0.5 s must come out at 0.5 s: the start-up delay is removed.
+        let rate = 48_000;
+        let mut input = vec![0.0f32; rate as usize];
+        input[rate as usize / 2] = 1.0;
+        let out = resample_all(rate, &input, 480);
+        let peak = out
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .map(|(i, _)| i)
+            .unwrap();
+        assert!(peak.abs_diff(8_000) <= 2, "click at frame {peak}, expected 8000");
+    }
+
+    #[test]
+    fn sixteen_khz_passes_through_unchanged() {
+        let input = tone(16_000, 440.0, 0.1, 0.3);
+        assert_eq!(resample_all(16_000, &input, 100), input);
+    }
+}

@@ -1,0 +1,366 @@
+//! Turns per-frame VAD scores into utterances: onset after `min_speech`, a
+//! pre-roll of audio before it, end after `silence` of non-speech, a hard cut at
+//! `max_utterance`. Pure logic on 16 ms frames; the dsp thread drives it.
+
+use std::collections::VecDeque;
+
+use super::vad::{FRAME_MS, FRAME_SAMPLES};
+
+/// Segmenter settings, in milliseconds as the CLI gives them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmenterSettings {
+    /// A frame with a VAD score at or above this is voiced.
+    pub vad_threshold: f32,
+    /// Voiced audio needed before an utterance opens.
+    pub min_speech_ms: u64,
+    /// Audio kept before the first voiced frame (feeds the model only).
+    pub pre_roll_ms: u64,
+    /// Non-speech that closes an utterance.
+    pub silence_ms: u64,
+    /// Longest utterance, from its first voiced frame; longer speech is cut.
+    pub max_utterance_ms: u64,
+}
+
+/// Unvoiced frames tolerated inside an onset before it is forgotten: speech has
+/// short dips in its VAD score that must not restart the count, a click does not
+/// add up to an onset.
+const ONSET_GAP_FRAMES: u32 = 3;
+
+/// Audio kept after the last voiced frame: word endings (fricatives, stops) often
+/// score below the threshold, and the model needs them.
+const POST_ROLL_MS: u64 = 160;
+
+/// One utterance, handed to the transcriber.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub id: u64,
+    /// 16 kHz mono: pre-roll, the speech, and a short tail.
+    pub samples: Vec<f32>,
+    /// Capture clock (Unix epoch ms) of the first voiced frame.
+    pub start_ms: u64,
+    /// Capture clock (Unix epoch ms) of the end of the last voiced frame.
+    pub end_ms: u64,
+}
+
+/// What the segmenter tells its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    Started { id: u64, start_ms: u64 },
+    Ended(Utterance),
+}
+
+struct Onset {
+    first_voiced: u64,
+    voiced: u32,
+    gap: u32,
+}
+
+struct Open {
+    id: u64,
+    start_frame: u64,
+    last_voiced: u64,
+    /// Frame index of `samples[0]`.
+    audio_start_frame: u64,
+    silence_run: u32,
+    samples: Vec<f32>,
+}
+
+/// The utterance segmenter. Ids start at 1 and increase by one for the daemon's
+/// life, across streams.
+pub struct Segmenter {
+    threshold: f32,
+    min_speech_frames: u32,
+    pre_roll_frames: u64,
+    silence_frames: u32,
+    max_frames: u64,
+    post_roll_frames: u64,
+    /// Capture clock of frame 0 of the current stream.
+    origin_ms: u64,
+    /// Index of the next frame in the current stream.
+    frame_index: u64,
+    /// The most recent frames' audio (pre-roll + onset); fixed capacity.
+    history: VecDeque<f32>,
+    history_frames: usize,
+    onset: Option<Onset>,
+    open: Option<Open>,
+    /// After a cut at max length, the next voiced frame opens at once.
+    continuation: bool,
+    next_id: u64,
+}
+
+fn frames(ms: u64) -> u64 {
+    ms.div_ceil(FRAME_MS)
+}
+
+impl Segmenter {
+    pub fn new(settings: SegmenterSettings) -> Self {
+        let min_speech_frames = frames(settings.min_speech_ms).max(1) as u32;
+        let pre_roll_frames = frames(settings.pre_roll_ms);
+        let history_frames = (pre_roll_frames + u64::from(min_speech_frames) + u64::from(ONSET_GAP_FRAMES) + 2) as usize;
+        Self {
+            threshold: settings.vad_threshold,
+            min_speech_frames,
+            pre_roll_frames,
+            silence_frames: frames(settings.silence_ms).max(1) as u32,
+            max_frames: frames(settings.max_utterance_ms).max(1),
+            post_roll_frames: frames(POST_ROLL_MS).min(frames(settings.silence_ms)),
+            origin_ms: 0,
+            frame_index: 0,
+            history: VecDeque::with_capacity(history_frames * FRAME_SAMPLES),
+            history_frames,
+            onset: None,
+            open: None,
+            continuation: false,
+            next_id: 1,
+        }
+    }
+
+    /// Starts a new stream whose frame 0 is at `origin_ms` on the capture clock.
+    pub fn begin_stream(&mut self, origin_ms: u64) {
+        self.origin_ms = origin_ms;
+        self.frame_index = 0;
+    }
+
+    fn time_ms(&self, frame: u64) -> u64 {
+        self.origin_ms + frame * FRAME_MS
+    }
+
+    /// Is an utterance open?
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Feeds one frame and its VAD score.
+    pub fn push(&mut self, frame: &[f32; FRAME_SAMPLES], score: f32, out: &mut impl FnMut(Segment)) {
+        let index = self.frame_index;
+        self.frame_index += 1;
+        if self.history.len() + FRAME_SAMPLES > self.history_frames * FRAME_SAMPLES {
+            self.history.drain(..FRAME_SAMPLES);
+        }
+        self.history.extend(frame.iter().copied());
+        let voiced = score >= self.threshold;
+
+        let Some(open) = &mut self.open else {
+            if voiced {
+                let onset = self.onset.get_or_insert(Onset {
+                    first_voiced: index,
+                    voiced: 0,
+                    gap: 0,
+                });
+                onset.voiced += 1;
+                onset.gap = 0;
+            } else if let Some(onset) = &mut self.onset {
+                onset.gap += 1;
+                if onset.gap > ONSET_GAP_FRAMES {
+                    self.onset = None;
+                }
+            }
+            let needed = if self.continuation { 1 } else { self.min_speech_frames };
+            if self.onset.as_ref().is_some_and(|o| o.voiced >= needed) {
+                self.open_utterance(index, out);
+            }
+            return;
+        };
+
+        open.samples.extend_from_slice(frame);
+        if voiced {
+            open.last_voiced = index;
+            open.silence_run = 0;
+        } else {
+            open.silence_run += 1;
+        }
+        if open.silence_run >= self.silence_frames {
+            self.close(out);
+        } else if index + 1 - open.start_frame >= self.max_frames {
+            self.close(out);
+            self.continuation = voiced;
+        }
+    }
+
+    fn open_utterance(&mut self, index: u64, out: &mut impl FnMut(Segment)) {
+        let onset = self.onset.take().expect("called with an onset");
+        let history_first = index + 1 - (self.history.len() / FRAME_SAMPLES) as u64;
+        // A continuation after a cut gets no pre-roll: that audio is already the
+        // end of the previous utterance, and the model would hear it twice.
+        let pre_roll = if self.continuation { 0 } else { self.pre_roll_frames };
+        let audio_start_frame = onset.first_voiced.saturating_sub(pre_roll).max(history_first);
+        let skip = ((audio_start_frame - history_first) as usize) * FRAME_SAMPLES;
+        let capacity = (self.pre_roll_frames + self.max_frames + self.post_roll_frames + 1) as usize * FRAME_SAMPLES;
+        let mut samples = Vec::with_capacity(capacity);
+        samples.extend(self.history.iter().skip(skip).copied());
+        let id = self.next_id;
+        self.next_id += 1;
+        self.continuation = false;
+        out(Segment::Started {
+            id,
+            start_ms: self.time_ms(onset.first_voiced),
+        });
+        self.open = Some(Open {
+            id,
+            start_frame: onset.first_voiced,
+            last_voiced: index,
+            audio_start_frame,
+            silence_run: 0,
+            samples,
+        });
+    }
+
+    fn close(&mut self, out: &mut impl FnMut(Segment)) {
+        let Some(mut open) = self.open.take() else { return };
+        let keep_frames = open.last_voiced + 1 + self.post_roll_frames - open.audio_start_frame;
+        open.samples.truncate(keep_frames as usize * FRAME_SAMPLES);
+        out(Segment::Ended(Utterance {
+            id: open.id,
+            samples: open.samples,
+            start_ms: self.time_ms(open.start_frame),
+            end_ms: self.time_ms(open.last_voiced + 1),
+        }));
+    }
+
+    /// End of the stream: closes an open utterance and forgets the audio, so the
+    /// next stream starts from nothing. Ids keep counting.
+    pub fn finish(&mut self, out: &mut impl FnMut(Segment)) {
+        self.close(out);
+        self.history.clear();
+        self.onset = None;
+        self.continuation = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTINGS: SegmenterSettings = SegmenterSettings {
+        vad_threshold: 0.5,
+        min_speech_ms: 96,   // 6 frames
+        pre_roll_ms: 160,    // 10 frames
+        silence_ms: 480,     // 30 frames
+        max_utterance_ms: 3_200, // 200 frames
+    };
+
+    /// Runs scores through a segmenter; each frame's samples carry its index so
+    /// the audio handed out can be checked frame by frame.
+    fn run(seg: &mut Segmenter, scores: &[f32], first_index: usize) -> Vec<Segment> {
+        let mut out = Vec::new();
+        for (i, score) in scores.iter().enumerate() {
+            let frame = [(first_index + i) as f32; FRAME_SAMPLES];
+            seg.push(&frame, *score, &mut |s| out.push(s));
+        }
+        out
+    }
+
+    fn scores(pattern: &[(f32, usize)]) -> Vec<f32> {
+        pattern.iter().flat_map(|(s, n)| std::iter::repeat_n(*s, *n)).collect()
+    }
+
+    fn frame_ids(u: &Utterance) -> Vec<usize> {
+        u.samples.chunks(FRAME_SAMPLES).map(|f| f[0] as usize).collect()
+    }
+
+    #[test]
+    fn onset_pre_roll_and_end_follow_the_voiced_frames() {
+        let mut seg = Segmenter::new(SETTINGS);
+        seg.begin_stream(1_000_000);
+        let s = scores(&[(0.0, 50), (0.9, 40), (0.1, 40)]);
+        let out = run(&mut seg, &s, 0);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 1_000_000 + 50 * 16 });
+        let Segment::Ended(u) = &out[1] else { panic!("{out:?}") };
+        assert_eq!(u.id, 1);
+        assert_eq!(u.start_ms, 1_000_000 + 50 * 16);
+        assert_eq!(u.end_ms, 1_000_000 + 90 * 16, "end of the last voiced frame");
+        let ids = frame_ids(u);
+        assert_eq!(ids.first(), Some(&40), "10 frames of pre-roll");
+        assert_eq!(ids.last(), Some(&(89 + 10)), "160 ms of tail after the last voiced frame");
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "contiguous audio");
+    }
+
+    #[test]
+    fn short_bursts_are_ignored() {
+        let mut seg = Segmenter::new(SETTINGS);
+        // 5 voiced frames (80 ms) with gaps longer than the tolerance: never an onset.
+        let s = scores(&[(0.0, 20), (0.9, 5), (0.0, 10), (0.9, 5), (0.0, 100)]);
+        assert!(run(&mut seg, &s, 0).is_empty());
+    }
+
+    #[test]
+    fn dips_inside_speech_do_not_restart_the_onset() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let s = scores(&[(0.0, 20), (0.9, 3), (0.2, 2), (0.9, 3), (0.0, 40)]);
+        let out = run(&mut seg, &s, 0);
+        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 20 * 16 });
+    }
+
+    #[test]
+    fn pauses_shorter_than_the_silence_hangover_stay_in_one_utterance() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 29), (0.9, 20), (0.0, 40)]);
+        let out = run(&mut seg, &s, 0);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let Segment::Ended(u) = &out[1] else { panic!() };
+        assert_eq!(u.end_ms, (10 + 20 + 29 + 20) * 16);
+    }
+
+    #[test]
+    fn a_long_monologue_is_cut_at_max_and_continues_with_a_new_id() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let s = scores(&[(0.0, 10), (0.9, 450), (0.0, 40)]);
+        let out = run(&mut seg, &s, 0);
+        let starts: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Started { id, start_ms } => Some((*id, *start_ms)),
+                _ => None,
+            })
+            .collect();
+        let ends: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Ended(u) => Some((u.id, u.start_ms, u.end_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, vec![(1, 160), (2, 160 + 3200), (3, 160 + 6400)]);
+        assert_eq!(ends[0], (1, 160, 160 + 3200));
+        assert_eq!(ends[1], (2, 160 + 3200, 160 + 6400));
+        assert_eq!(ends[2], (3, 160 + 6400, 160 + 450 * 16));
+        assert!(matches!(out[0], Segment::Started { .. }));
+        assert!(matches!(out[1], Segment::Ended(_)));
+        assert!(matches!(out[2], Segment::Started { .. }));
+    }
+
+    #[test]
+    fn finish_closes_an_open_utterance() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let mut out = run(&mut seg, &scores(&[(0.0, 5), (0.9, 20)]), 0);
+        assert!(seg.is_open());
+        seg.finish(&mut |s| out.push(s));
+        assert!(!seg.is_open());
+        let Segment::Ended(u) = &out[1] else { panic!("{out:?}") };
+        assert_eq!((u.start_ms, u.end_ms), (5 * 16, 25 * 16));
+    }
+
+    #[test]
+    fn reset_between_streams_leaves_no_audio_behind() {
+        let mut seg = Segmenter::new(SETTINGS);
+        // Stream 1 ends in the middle of an onset.
+        run(&mut seg, &scores(&[(0.0, 20), (0.9, 4)]), 1000);
+        seg.finish(&mut |_| panic!("no utterance was open"));
+        seg.begin_stream(50_000);
+        let out = run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
+        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 50_000 });
+        let Segment::Ended(u) = &out[1] else { panic!() };
+        assert!(frame_ids(u).iter().all(|&i| i < 1000), "audio from the old stream leaked in");
+    }
+
+    #[test]
+    fn ids_keep_counting_across_streams() {
+        let mut seg = Segmenter::new(SETTINGS);
+        run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
+        seg.finish(&mut |_| {});
+        seg.begin_stream(0);
+        let out = run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
+        assert_eq!(out[0], Segment::Started { id: 2, start_ms: 0 });
+    }
+}

@@ -1,0 +1,16 @@
+//! sotto: an on-device speech-to-text daemon.
+//!
+//! Audio flows from a cpal callback through a wait-free ring to the dsp thread
+//! (resampling, VAD, segmentation), then to the whisper thread, and every event
+//! ends in one tokio event loop that publishes it. See ARCHITECTURE.md.
+
+pub mod audio;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dsp;
+pub mod event;
+pub mod logging;
+pub mod model;
+pub mod stats;
+pub mod transcribe;

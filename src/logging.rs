@@ -1,0 +1,45 @@
+//! A minimal stderr logger for the `log` facade. Privacy: transcript text is
+//! logged only at debug level, which `-v` turns on; the default shows ids,
+//! lengths and timings only.
+
+use log::{Level, LevelFilter, Metadata, Record};
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        // whisper.cpp's own chatter (routed into `log` by whisper-rs) only at trace.
+        let noisy = metadata.target().starts_with("whisper_rs");
+        !noisy || log::max_level() >= LevelFilter::Trace
+    }
+
+    fn log(&self, record: &Record) {
+        if self.enabled(record.metadata()) {
+            let level = match record.level() {
+                Level::Error => "error",
+                Level::Warn => "warning",
+                Level::Info => "info",
+                Level::Debug => "debug",
+                Level::Trace => "trace",
+            };
+            eprintln!("sottod: {level}: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+/// Installs the logger: 0 (`-q`) errors only, 1 (default) warnings and info,
+/// 2 (`-v`) debug with transcript text, 3 (`-vv`) trace with whisper.cpp's own log.
+pub fn init(verbosity: u8) {
+    let level = match verbosity {
+        0 => LevelFilter::Error,
+        1 => LevelFilter::Info,
+        2 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

@@ -1,0 +1,38 @@
+//! `sottod`: parse flags, run the daemon, map errors to one line and an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use sotto::cli::Cli;
+use sotto::config::Config;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return sotto::cli::exit_for_clap_error(e, "sottod"),
+    };
+    if cli.list_devices {
+        for (info, _) in sotto::audio::device::list_devices() {
+            println!("{}\t{}\t{}", info.name, info.default_config, info.description);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_cli(&cli) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.into()),
+    };
+    sotto::logging::init(config.verbosity);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the event loop")),
+    };
+    match runtime.block_on(sotto::daemon::run(config, sotto::daemon::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("sottod: error: {e:#}");
+    ExitCode::FAILURE
+}
