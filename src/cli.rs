@@ -48,7 +48,12 @@ pub struct Cli {
     pub model: Option<PathBuf>,
 
     /// Spoken language as an ISO 639-1 code (e.g. en, de); English-only models accept only en
-    #[arg(long, env = "SOTTO_LANGUAGE", value_name = "CODE", default_value = "en")]
+    #[arg(
+        long,
+        env = "SOTTO_LANGUAGE",
+        value_name = "CODE",
+        default_value = "en"
+    )]
     pub language: String,
 
     /// Threads for decoding [default: 2 on two or more cores, measured best on a 2-core machine]
@@ -56,28 +61,58 @@ pub struct Cli {
     pub threads: Option<i64>,
 
     /// A 16 ms frame whose voice probability (0..1) reaches this is speech
-    #[arg(long, env = "SOTTO_VAD_THRESHOLD", value_name = "F", default_value_t = 0.5)]
+    #[arg(
+        long,
+        env = "SOTTO_VAD_THRESHOLD",
+        value_name = "F",
+        default_value_t = 0.5
+    )]
     pub vad_threshold: f64,
 
     /// Milliseconds of speech before an utterance opens (shorter bursts are ignored)
-    #[arg(long, env = "SOTTO_MIN_SPEECH_MS", value_name = "MS", default_value_t = 192)]
+    #[arg(
+        long,
+        env = "SOTTO_MIN_SPEECH_MS",
+        value_name = "MS",
+        default_value_t = 320
+    )]
     pub min_speech_ms: i64,
 
     /// Silence in milliseconds that ends an utterance
-    #[arg(long, env = "SOTTO_SILENCE_MS", value_name = "MS", default_value_t = 500)]
+    #[arg(
+        long,
+        env = "SOTTO_SILENCE_MS",
+        value_name = "MS",
+        default_value_t = 500
+    )]
     pub silence_ms: i64,
 
     /// Milliseconds of audio before the speech onset given to the model
-    #[arg(long, env = "SOTTO_PRE_ROLL_MS", value_name = "MS", default_value_t = 320)]
+    #[arg(
+        long,
+        env = "SOTTO_PRE_ROLL_MS",
+        value_name = "MS",
+        default_value_t = 320
+    )]
     pub pre_roll_ms: i64,
 
     /// Longest utterance in milliseconds; longer speech is cut and continues as a new utterance
-    #[arg(long, env = "SOTTO_MAX_UTTERANCE_MS", value_name = "MS", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "SOTTO_MAX_UTTERANCE_MS",
+        value_name = "MS",
+        default_value_t = 20_000
+    )]
     pub max_utterance_ms: i64,
 
     /// Latest a transcript may be published, in milliseconds after the end of its
     /// speech; later ones are dropped with reason "deadline"
-    #[arg(long, env = "SOTTO_MAX_LATENCY_MS", value_name = "MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "SOTTO_MAX_LATENCY_MS",
+        value_name = "MS",
+        default_value_t = 5_000
+    )]
     pub max_latency_ms: i64,
 
     /// Bus to publish on
@@ -102,7 +137,9 @@ pub struct Cli {
 pub fn exit_for_clap_error(error: clap::Error, program: &str) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = error.print();
             std::process::ExitCode::SUCCESS
         }

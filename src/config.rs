@@ -116,7 +116,10 @@ impl Config {
             }
         };
         let language = cli.language.trim().to_lowercase();
-        if language.is_empty() || language.len() > 8 || !language.chars().all(|c| c.is_ascii_lowercase()) {
+        if language.is_empty()
+            || language.len() > 8
+            || !language.chars().all(|c| c.is_ascii_lowercase())
+        {
             return Err(ConfigError(format!(
                 "--language must be a language code such as en or de, got {:?}",
                 cli.language

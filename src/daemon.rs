@@ -46,11 +46,21 @@ impl Publisher {
                 latency_ms = now_ms().saturating_sub(t.end_ms);
                 if latency_ms > self.max_latency_ms {
                     // The bound is a promise: a late transcript is not published.
-                    log::info!("utterance {}: ready {latency_ms} ms after its end, past the bound", t.id);
-                    Event::Dropped { id: t.id, reason: DropReason::Deadline }
+                    log::info!(
+                        "utterance {}: ready {latency_ms} ms after its end, past the bound",
+                        t.id
+                    );
+                    Event::Dropped {
+                        id: t.id,
+                        reason: DropReason::Deadline,
+                    }
                 } else {
                     self.stats.record_transcript(latency_ms);
-                    log::info!("utterance {}: transcript, latency {latency_ms} ms, decode {} ms", t.id, t.decode_ms);
+                    log::info!(
+                        "utterance {}: transcript, latency {latency_ms} ms, decode {} ms",
+                        t.id,
+                        t.decode_ms
+                    );
                     Event::Transcript(t)
                 }
             }
@@ -86,11 +96,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         }
     };
 
-    let (model, language, threads) = (config.model.clone(), config.language.clone(), config.threads);
+    let (model, language, threads) = (
+        config.model.clone(),
+        config.language.clone(),
+        config.threads,
+    );
     let decoder = tokio::task::spawn_blocking(move || Decoder::load(&model, &language, threads))
         .await
         .context("model loader")??;
-    log::info!("model {} loaded from {}", decoder.model_name(), config.model.display());
+    log::info!(
+        "model {} loaded from {}",
+        decoder.model_name(),
+        config.model.display()
+    );
 
     let counters = SharedCounters::default();
     let (event_tx, mut event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
@@ -100,10 +118,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let max_latency_ms = config.max_latency_ms;
     let (tx, tc) = (event_tx.clone(), counters.transcriber.clone());
-    let transcriber =
-        tokio::task::spawn_blocking(move || Transcriber::spawn(decoder, utterance_rx, tx, max_latency_ms, tc))
-            .await
-            .context("transcriber start")?;
+    let transcriber = tokio::task::spawn_blocking(move || {
+        Transcriber::spawn(decoder, utterance_rx, tx, max_latency_ms, tc)
+    })
+    .await
+    .context("transcriber start")?;
 
     let dsp = Dsp {
         settings: config.segmenter,
@@ -116,8 +135,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let source = match (&config.input, wav) {
         (Input::File { paced, .. }, Some(wav)) => {
-            log::info!("reading {:.1} s of audio from the input file", wav.seconds());
-            wav.spawn(*paced, counters.capture.clone(), stream_tx, event_tx.clone(), command_rx)
+            log::info!(
+                "reading {:.1} s of audio from the input file",
+                wav.seconds()
+            );
+            wav.spawn(
+                *paced,
+                counters.capture.clone(),
+                stream_tx,
+                event_tx.clone(),
+                command_rx,
+            )
         }
         (Input::Device(selector), _) => {
             let source = DeviceSource {
@@ -127,7 +155,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 events: event_tx.clone(),
                 commands: command_rx,
             };
-            tokio::task::spawn_blocking(move || source.spawn()).await.context("capture start")??
+            tokio::task::spawn_blocking(move || source.spawn())
+                .await
+                .context("capture start")??
         }
         (Input::File { .. }, None) => unreachable!("file input is opened above"),
     };

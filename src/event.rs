@@ -72,11 +72,23 @@ pub struct Transcript {
 /// Everything the workers tell the event loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    SpeechStarted { id: u64, start_ms: u64 },
-    SpeechEnded { id: u64, end_ms: u64 },
+    SpeechStarted {
+        id: u64,
+        start_ms: u64,
+    },
+    SpeechEnded {
+        id: u64,
+        end_ms: u64,
+    },
     Transcript(Transcript),
-    Dropped { id: u64, reason: DropReason },
-    Error { kind: String, message: String },
+    Dropped {
+        id: u64,
+        reason: DropReason,
+    },
+    Error {
+        kind: String,
+        message: String,
+    },
     /// The source's state (listening, paused, no-device): becomes the `State` property.
     State(State),
     /// An utterance is open (true) or closed (false): `State` `hearing` while listening.

@@ -8,9 +8,10 @@ struct StderrLogger;
 
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        // whisper.cpp's own chatter (routed into `log` by whisper-rs) only at trace.
-        let noisy = metadata.target().starts_with("whisper_rs");
-        !noisy || log::max_level() >= LevelFilter::Trace
+        // Other crates' chatter (whisper.cpp through whisper-rs, the PulseAudio
+        // client) only at trace; their warnings and errors always.
+        let ours = metadata.target().starts_with("sotto");
+        ours || metadata.level() <= Level::Warn || log::max_level() >= LevelFilter::Trace
     }
 
     fn log(&self, record: &Record) {

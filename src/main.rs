@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     };
     if cli.list_devices {
         for (info, _) in sotto::audio::device::list_devices() {
-            println!("{}\t{}\t{}", info.name, info.default_config, info.description);
+            println!(
+                "{}\t{}\t{}",
+                info.name, info.default_config, info.description
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -22,7 +25,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     sotto::logging::init(config.verbosity);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the event loop")),
     };

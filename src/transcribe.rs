@@ -10,7 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 use crate::audio::now_ms;
 use crate::dsp::resample::TARGET_RATE;
@@ -34,6 +36,21 @@ const NO_SPEECH_PROB: f32 = 0.6;
 const LOGPROB_SILENT: f32 = -1.0;
 /// Any decode this unsure is taken as no speech, whatever the no-speech token says.
 const LOGPROB_FLOOR: f32 = -1.6;
+/// Whisper's stock phrases on music and noise ("Thank you.") are believed only
+/// when the model was sure of them; spoken, they decode well above this.
+const LOGPROB_HALLUCINATION: f32 = -0.6;
+/// What Whisper writes on non-speech, learnt from subtitled videos.
+const STOCK_PHRASES: [&str; 9] = [
+    "thank you",
+    "thanks for watching",
+    "thank you for watching",
+    "thank you so much for watching",
+    "please subscribe",
+    "bye",
+    "you",
+    "so",
+    "okay",
+];
 /// Text tokens allowed per second of audio (speech runs at 3–5): a decode that
 /// writes more is looping on repeated text and is cut.
 const MAX_TOKENS_PER_SECOND: f64 = 8.0;
@@ -100,12 +117,11 @@ impl Decoder {
         let info = check_model(path)?;
         check_language(path, &info.hparams, language)?;
         whisper_rs::install_logging_hooks();
-        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default()).map_err(|e| {
-            ModelError::Corrupt {
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| ModelError::Corrupt {
                 path: path.to_path_buf(),
                 reason: format!("whisper.cpp could not load it: {e}"),
-            }
-        })?;
+            })?;
         let state = ctx.create_state().map_err(|e| ModelError::Corrupt {
             path: path.to_path_buf(),
             reason: format!("whisper.cpp could not create a state: {e}"),
@@ -126,13 +142,21 @@ impl Decoder {
 
     /// A name like `tiny.en` or `base`.
     pub fn model_name(&self) -> String {
-        let suffix = if self.hparams.is_multilingual() { "" } else { ".en" };
+        let suffix = if self.hparams.is_multilingual() {
+            ""
+        } else {
+            ".en"
+        };
         format!("{}{}", self.hparams.size_name(), suffix)
     }
 
     /// Decodes 16 kHz mono audio: greedy, no conditioning on earlier text, blank
     /// and non-speech tokens suppressed, one segment.
-    pub fn decode(&mut self, samples: &[f32], options: DecodeOptions) -> Result<Heard, DecodeError> {
+    pub fn decode(
+        &mut self,
+        samples: &[f32],
+        options: DecodeOptions,
+    ) -> Result<Heard, DecodeError> {
         let seconds = samples.len() as f64 / f64::from(TARGET_RATE);
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
@@ -158,7 +182,9 @@ impl Decoder {
         // lives as long as `self`, longer than this call.
         unsafe {
             params.set_abort_callback(Some(abort_at_deadline));
-            params.set_abort_callback_user_data(&*self.deadline_ms as *const AtomicU64 as *mut c_void);
+            params.set_abort_callback_user_data(
+                &*self.deadline_ms as *const AtomicU64 as *mut c_void,
+            );
         }
         let result = self.state.full(params, samples);
         if options.deadline_ms.is_some_and(|d| now_ms() >= d) {
@@ -181,7 +207,9 @@ impl Decoder {
                 text.push_str(&s);
             }
             for i in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(i) else { continue };
+                let Some(token) = segment.get_token(i) else {
+                    continue;
+                };
                 let data = token.token_data();
                 if data.id < eot {
                     logprob_sum += data.plog;
@@ -189,9 +217,11 @@ impl Decoder {
                 }
             }
         }
-        let text = text.trim().to_string();
+        let text = collapse_repeats(text.trim());
         if n_text_tokens == 0 {
-            return Heard::NoSpeech { why: "no text tokens".into() };
+            return Heard::NoSpeech {
+                why: "no text tokens".into(),
+            };
         }
         let avg_logprob = logprob_sum / n_text_tokens as f32;
         if no_speech > NO_SPEECH_PROB && avg_logprob < LOGPROB_SILENT {
@@ -207,6 +237,12 @@ impl Decoder {
         if let Some(why) = non_speech_text(&text) {
             return Heard::NoSpeech { why };
         }
+        if avg_logprob < LOGPROB_HALLUCINATION && is_stock_phrase(&text) {
+            return Heard::NoSpeech {
+                why: format!("stock phrase {text:?} at average log-probability {avg_logprob:.2}"),
+            };
+        }
+        log::debug!("decoded {n_text_tokens} tokens, average log-probability {avg_logprob:.2}, no-speech probability {no_speech:.2}");
         Heard::Text {
             text,
             confidence: f64::from(avg_logprob.exp()).clamp(0.0, 1.0),
@@ -239,12 +275,49 @@ pub fn non_speech_text(text: &str) -> Option<String> {
     None
 }
 
+/// With a shortened `audio_ctx` Whisper sometimes writes a short utterance
+/// twice ("Go forward. Go forward."): when every sentence is the same, keep one.
+pub fn collapse_repeats(text: &str) -> String {
+    let sentences: Vec<&str> = text
+        .split_inclusive(['.', '!', '?'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase()
+    };
+    if sentences.len() >= 2 && sentences.iter().all(|s| key(s) == key(sentences[0])) {
+        return sentences[0].to_string();
+    }
+    text.to_string()
+}
+
+/// Is the text one of Whisper's stock phrases (ignoring case and punctuation)?
+pub fn is_stock_phrase(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let joined = words.join(" ");
+    STOCK_PHRASES.contains(&joined.as_str())
+}
+
 /// A decode stuck repeating itself: some n-gram (n ≤ 4) repeated back to back at
 /// least 4 times, covering most of the text.
 pub fn is_looping(text: &str) -> bool {
     let words: Vec<String> = text
         .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
         .filter(|w| !w.is_empty())
         .collect();
     for n in 1..=4 {
@@ -305,7 +378,13 @@ impl Transcriber {
     ) -> Self {
         let warmup = vec![0.0f32; TARGET_RATE as usize];
         let started = Instant::now();
-        let _ = decoder.decode(&warmup, DecodeOptions { audio_ctx: AUDIO_CTX_FLOOR, deadline_ms: None });
+        let _ = decoder.decode(
+            &warmup,
+            DecodeOptions {
+                audio_ctx: AUDIO_CTX_FLOOR,
+                deadline_ms: None,
+            },
+        );
         let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
         log::debug!("warm-up decode took {warm_ms:.0} ms");
         let internal = TranscriberInternal {
@@ -320,7 +399,9 @@ impl Transcriber {
             .name("whisper".into())
             .spawn(move || internal.run())
             .expect("spawn whisper thread");
-        Self { thread: Some(thread) }
+        Self {
+            thread: Some(thread),
+        }
     }
 
     /// Waits for the thread to drain its queue and end.
@@ -341,22 +422,33 @@ impl TranscriberInternal {
 
     fn transcribe(&mut self, utterance: Utterance) -> Event {
         let id = utterance.id;
-        let deadline = utterance.end_ms + self.max_latency_ms - PUBLISH_MARGIN_MS.min(self.max_latency_ms);
+        let deadline =
+            utterance.end_ms + self.max_latency_ms - PUBLISH_MARGIN_MS.min(self.max_latency_ms);
         let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
         let expected_ms = (self.ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
         if now_ms() + expected_ms > deadline {
             log::info!("utterance {id}: dropped before decoding, {expected_ms} ms decode would miss the deadline");
-            return Event::Dropped { id, reason: DropReason::Deadline };
+            return Event::Dropped {
+                id,
+                reason: DropReason::Deadline,
+            };
         }
         let started = Instant::now();
         let result = self.decoder.decode(
             &utterance.samples,
-            DecodeOptions { audio_ctx, deadline_ms: Some(deadline) },
+            DecodeOptions {
+                audio_ctx,
+                deadline_ms: Some(deadline),
+            },
         );
         let decode_ms = started.elapsed().as_millis() as u64;
         let audio_ms = utterance.samples.len() as u64 * 1000 / u64::from(TARGET_RATE);
-        self.counters.decode_ms.fetch_add(decode_ms, Ordering::Relaxed);
-        self.counters.audio_ms.fetch_add(audio_ms, Ordering::Relaxed);
+        self.counters
+            .decode_ms
+            .fetch_add(decode_ms, Ordering::Relaxed);
+        self.counters
+            .audio_ms
+            .fetch_add(audio_ms, Ordering::Relaxed);
         // Exponential average: recent decodes count most (load comes and goes).
         let observed = decode_ms as f64 / f64::from(audio_ctx);
         self.ms_per_ctx_frame = 0.7 * self.ms_per_ctx_frame + 0.3 * observed;
@@ -375,15 +467,24 @@ impl TranscriberInternal {
             }
             Ok(Heard::NoSpeech { why }) => {
                 log::info!("utterance {id}: no speech ({why})");
-                Event::Dropped { id, reason: DropReason::NoSpeech }
+                Event::Dropped {
+                    id,
+                    reason: DropReason::NoSpeech,
+                }
             }
             Err(DecodeError::Aborted) => {
                 log::info!("utterance {id}: decode aborted at the deadline after {decode_ms} ms");
-                Event::Dropped { id, reason: DropReason::Deadline }
+                Event::Dropped {
+                    id,
+                    reason: DropReason::Deadline,
+                }
             }
             Err(e) => {
                 log::warn!("utterance {id}: {e}");
-                Event::Dropped { id, reason: DropReason::NoSpeech }
+                Event::Dropped {
+                    id,
+                    reason: DropReason::NoSpeech,
+                }
             }
         }
     }
@@ -399,12 +500,22 @@ mod tests {
         assert_eq!(audio_ctx_for(16_000 * 10, 384), 512);
         assert_eq!(audio_ctx_for(16_000 * 30, 384), 1500);
         assert_eq!(audio_ctx_for(16_000 * 40, 384), 1500);
-        assert_eq!(audio_ctx_for(16_000 * 9, 0), 448);
+        assert_eq!(audio_ctx_for(16_000 * 89 / 10, 0), 448);
+        assert_eq!(audio_ctx_for(16_000 * 9, 0), 512);
     }
 
     #[test]
     fn tags_and_punctuation_are_not_speech() {
-        for t in ["", " . ", "[BLANK_AUDIO]", "(music)", "[Music] ", "*applause*", "♪ ♪", "(wind blowing) [silence]"] {
+        for t in [
+            "",
+            " . ",
+            "[BLANK_AUDIO]",
+            "(music)",
+            "[Music] ",
+            "*applause*",
+            "♪ ♪",
+            "(wind blowing) [silence]",
+        ] {
             assert!(non_speech_text(t).is_some(), "{t:?}");
         }
         for t in ["Turn on the lights.", "Yes", "It's 5 o'clock (roughly)."] {
@@ -413,9 +524,29 @@ mod tests {
     }
 
     #[test]
+    fn repeated_sentences_collapse() {
+        assert_eq!(
+            collapse_repeats("And so my fellow Americans. And so my fellow Americans."),
+            "And so my fellow Americans."
+        );
+        assert_eq!(collapse_repeats("Go. Stop."), "Go. Stop.");
+        assert_eq!(collapse_repeats("No. No! No."), "No.");
+        assert_eq!(collapse_repeats("turn on the lights"), "turn on the lights");
+    }
+
+    #[test]
+    fn stock_phrases_are_recognised() {
+        assert!(is_stock_phrase("Thank you."));
+        assert!(is_stock_phrase(" thanks for watching!"));
+        assert!(!is_stock_phrase("Thank you, turn off the lights."));
+    }
+
+    #[test]
     fn loops_are_detected() {
         assert!(is_looping("the the the the the the"));
-        assert!(is_looping("I'm going to go. I'm going to go. I'm going to go. I'm going to go."));
+        assert!(is_looping(
+            "I'm going to go. I'm going to go. I'm going to go. I'm going to go."
+        ));
         assert!(!is_looping("no no no I said stop the music now please"));
         assert!(!is_looping("go forward ten meters"));
     }

@@ -42,7 +42,11 @@ pub struct CaptureWriter {
 
 impl CaptureWriter {
     /// Wraps a producer; `channels` is the device's interleaved channel count (≥ 1).
-    pub fn new(producer: rtrb::Producer<f32>, channels: usize, counters: Arc<CaptureCounters>) -> Self {
+    pub fn new(
+        producer: rtrb::Producer<f32>,
+        channels: usize,
+        counters: Arc<CaptureCounters>,
+    ) -> Self {
         let channels = channels.max(1);
         Self {
             producer,
@@ -94,7 +98,11 @@ impl CaptureWriter {
     /// For file input only (never on a realtime thread): unpaced reading must not
     /// lose audio, so it waits for the dsp thread. Returns `false` when the reader
     /// side is gone.
-    pub fn write_all_blocking(&mut self, mono: &[f32], stop: &std::sync::atomic::AtomicBool) -> bool {
+    pub fn write_all_blocking(
+        &mut self,
+        mono: &[f32],
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> bool {
         let mut rest = mono;
         while !rest.is_empty() {
             if self.producer.is_abandoned() || stop.load(Ordering::Relaxed) {

@@ -66,17 +66,45 @@ fn describe_config(device: &cpal::Device) -> String {
     }
 }
 
+/// Runs `f` with the process's stderr sent to /dev/null. Probing ALSA devices
+/// makes libasound and the plugins it loads (jack, oss) print dozens of lines
+/// about devices that do not exist; a one-line error must stay one line.
+fn with_stderr_silenced<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain descriptor calls; fd 2 is restored before returning.
+    unsafe {
+        let saved = libc::dup(2);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+        if saved < 0 || null < 0 {
+            return f();
+        }
+        libc::dup2(null, 2);
+        libc::close(null);
+        let result = f();
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        result
+    }
+}
+
 /// Every input device of every available host (PulseAudio first when its server
 /// is reachable, then ALSA), with its default configuration.
 pub fn list_devices() -> Vec<(DeviceInfo, cpal::Device)> {
+    with_stderr_silenced(list_devices_noisy)
+}
+
+fn list_devices_noisy() -> Vec<(DeviceInfo, cpal::Device)> {
     let mut out = Vec::new();
     let mut hosts = cpal::available_hosts();
     // The PulseAudio host only answers with a reachable server; list it first so
     // its stable source names win a substring match.
     hosts.sort_by_key(|h| h.name() != "PulseAudio");
     for host_id in hosts {
-        let Ok(host) = cpal::host_from_id(host_id) else { continue };
-        let Ok(devices) = host.input_devices() else { continue };
+        let Ok(host) = cpal::host_from_id(host_id) else {
+            continue;
+        };
+        let Ok(devices) = host.input_devices() else {
+            continue;
+        };
         for device in devices {
             let description = device
                 .description()
@@ -109,8 +137,8 @@ fn available_names(devices: &[(DeviceInfo, cpal::Device)]) -> String {
 pub fn find_device(selector: &DeviceSelector) -> Result<(String, cpal::Device), DeviceError> {
     match selector {
         DeviceSelector::Default => {
-            let host = cpal::default_host();
-            let device = host.default_input_device().ok_or(DeviceError::NoDefault)?;
+            let device = with_stderr_silenced(|| cpal::default_host().default_input_device())
+                .ok_or(DeviceError::NoDefault)?;
             Ok((device_name(&device), device))
         }
         DeviceSelector::Named(wanted) => {
@@ -125,7 +153,8 @@ pub fn find_device(selector: &DeviceSelector) -> Result<(String, cpal::Device), 
             };
             match exact.or_else(partial) {
                 Some(index) => {
-                    let (info, device) = devices.into_iter().nth(index).expect("index from position");
+                    let (info, device) =
+                        devices.into_iter().nth(index).expect("index from position");
                     Ok((info.name, device))
                 }
                 None => Err(DeviceError::NoMatch {

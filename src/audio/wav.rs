@@ -25,7 +25,11 @@ pub enum WavError {
     #[error("{path} is an unsupported WAV ({reason}); use PCM 8/16/24/32-bit or 32-bit float, e.g. `sox in.wav -b 16 out.wav`")]
     Unsupported { path: PathBuf, reason: String },
     #[error("{path} is truncated: its header promises {promised} bytes of audio but only {present} are there; re-export or re-copy the file")]
-    Truncated { path: PathBuf, promised: u64, present: u64 },
+    Truncated {
+        path: PathBuf,
+        promised: u64,
+        present: u64,
+    },
     #[error("{path} has no audio frames; give a WAV file with sound in it")]
     Empty { path: PathBuf },
 }
@@ -163,6 +167,7 @@ impl WavInput {
         {
             return;
         }
+        log::info!("input file plays from capture clock {origin_ms} ms");
         send_blocking(&events, Event::State(State::Listening));
 
         let frames_per_block = (rate as usize / 100).max(1);

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
                 c.n_text_layer,
                 c.n_state,
                 c.n_mels,
-                if c.multilingual { "multilingual" } else { "English-only" }
+                if c.multilingual {
+                    "multilingual"
+                } else {
+                    "English-only"
+                }
             );
             ExitCode::SUCCESS
         }

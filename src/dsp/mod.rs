@@ -60,8 +60,7 @@ impl Dsp {
     }
 
     fn run(self) {
-        let mut segmenter = Segmenter::new(self.settings);
-        let mut vad = Vad::new();
+        let mut frontend = Frontend::new(self.settings);
         let mut block = vec![0.0f32; READ_BLOCK];
         while let Ok(stream) = self.streams.recv() {
             let CaptureStream {
@@ -69,18 +68,7 @@ impl Dsp {
                 sample_rate,
                 origin_ms,
             } = stream;
-            let mut resampler = Resampler::new(sample_rate);
-            let mut framer = Framer::default();
-            segmenter.begin_stream(origin_ms);
-            vad.reset();
-            let mut sink = |segment: Segment| self.handle(segment);
-            let mut analyse = |samples: &[f32]| {
-                framer.push(samples, &mut |frame| {
-                    let score = vad.score(frame);
-                    segmenter.push(frame, score, &mut sink);
-                    self.counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
-                })
-            };
+            frontend.begin_stream(sample_rate, origin_ms);
             loop {
                 // Check for abandonment before reading, so frames written just
                 // before the writer left are still read.
@@ -99,14 +87,12 @@ impl Dsp {
                 block[..first.len()].copy_from_slice(first);
                 block[first.len()..n].copy_from_slice(second);
                 chunk.commit_all();
-                resampler.push(&block[..n], &mut analyse);
+                frontend.push(&block[..n], &mut |s| self.handle(s));
+                self.counters
+                    .frames_analysed
+                    .store(frontend.frames_analysed, Ordering::Relaxed);
             }
-            resampler.finish(&mut analyse);
-            framer.finish(&mut |frame| {
-                let score = vad.score(frame);
-                segmenter.push(frame, score, &mut |s| self.handle(s));
-            });
-            segmenter.finish(&mut |s| self.handle(s));
+            frontend.end_stream(&mut |s| self.handle(s));
         }
     }
 
@@ -146,5 +132,73 @@ impl Dsp {
                 }
             }
         }
+    }
+}
+
+/// The dsp thread's work without the thread: device-rate mono audio in,
+/// segments out. Also what the benchmark drives.
+pub struct Frontend {
+    resampler: Resampler,
+    framer: Framer,
+    vad: Vad,
+    segmenter: Segmenter,
+    /// 16 ms frames scored since creation.
+    pub frames_analysed: u64,
+}
+
+impl Frontend {
+    pub fn new(settings: SegmenterSettings) -> Self {
+        Self {
+            resampler: Resampler::new(resample::TARGET_RATE),
+            framer: Framer::default(),
+            vad: Vad::new(),
+            segmenter: Segmenter::new(settings),
+            frames_analysed: 0,
+        }
+    }
+
+    /// Starts a stream at `sample_rate` whose first frame is at `origin_ms`.
+    pub fn begin_stream(&mut self, sample_rate: u32, origin_ms: u64) {
+        self.resampler = Resampler::new(sample_rate);
+        self.framer = Framer::default();
+        self.vad.reset();
+        self.segmenter.begin_stream(origin_ms);
+    }
+
+    /// Feeds mono samples at the stream's rate.
+    pub fn push(&mut self, samples: &[f32], out: &mut impl FnMut(Segment)) {
+        let Self {
+            resampler,
+            framer,
+            vad,
+            segmenter,
+            frames_analysed,
+        } = self;
+        resampler.push(samples, &mut |block| {
+            framer.push(block, &mut |frame| {
+                let score = vad.score(frame);
+                segmenter.push(frame, score, out);
+                *frames_analysed += 1;
+            })
+        });
+    }
+
+    /// Ends the stream: flushes the resampler and frames, closes an open utterance.
+    pub fn end_stream(&mut self, out: &mut impl FnMut(Segment)) {
+        let Self {
+            resampler,
+            framer,
+            vad,
+            segmenter,
+            frames_analysed,
+        } = self;
+        let mut on_frame = |frame: &[f32; vad::FRAME_SAMPLES]| {
+            let score = vad.score(frame);
+            segmenter.push(frame, score, out);
+            *frames_analysed += 1;
+        };
+        resampler.finish(&mut |block| framer.push(block, &mut on_frame));
+        framer.finish(&mut on_frame);
+        segmenter.finish(out);
     }
 }

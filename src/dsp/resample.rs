@@ -25,6 +25,10 @@ struct Inner {
     /// Output frames still to discard: the resampler's start-up delay, so the
     /// output's first frame is the input's first frame in time.
     delay_left: usize,
+    /// Input frames taken and output frames given since the last reset, so
+    /// `finish` can give exactly `input × ratio` in all.
+    frames_in: u64,
+    frames_out: u64,
 }
 
 impl Resampler {
@@ -48,6 +52,8 @@ impl Resampler {
                 pending: Vec::with_capacity(fft.input_frames_max()),
                 output,
                 delay_left,
+                frames_in: 0,
+                frames_out: 0,
                 fft,
             }),
         }
@@ -63,6 +69,7 @@ impl Resampler {
             let needed = inner.fft.input_frames_next() - inner.pending.len();
             let take = needed.min(input.len());
             inner.pending.extend_from_slice(&input[..take]);
+            inner.frames_in += take as u64;
             input = &input[take..];
             if inner.pending.len() == inner.fft.input_frames_next() {
                 inner.process(None, out);
@@ -74,44 +81,39 @@ impl Resampler {
     /// so that the output covers the whole input; then the resampler is reset.
     pub fn finish(&mut self, out: &mut impl FnMut(&[f32])) {
         let Some(inner) = &mut self.inner else { return };
-        let mut remaining_out = ((inner.pending.len() as f64) * inner.fft.resample_ratio()).ceil() as usize;
-        let partial = inner.pending.len();
-        inner.pending.resize(inner.fft.input_frames_next(), 0.0);
-        let produced = inner.process(Some(partial), &mut |block: &[f32]| {
-            let n = block.len().min(remaining_out);
-            remaining_out -= n;
-            if n > 0 {
-                out(&block[..n]);
-            }
-        });
-        let _ = produced;
-        // Pump silence until the delayed tail has come out.
+        let total_out = (inner.frames_in as f64 * inner.fft.resample_ratio()).ceil() as u64;
+        let mut remaining_out = total_out.saturating_sub(inner.frames_out) as usize;
+        let mut partial = inner.pending.len();
+        // The tail, then silence until the delayed end of the input has come out.
         let mut guard = 0;
         while remaining_out > 0 && guard < 16 {
-            inner.pending.clear();
             inner.pending.resize(inner.fft.input_frames_next(), 0.0);
-            inner.process(Some(0), &mut |block: &[f32]| {
+            inner.process(Some(partial), &mut |block: &[f32]| {
                 let n = block.len().min(remaining_out);
                 remaining_out -= n;
                 if n > 0 {
                     out(&block[..n]);
                 }
             });
+            partial = 0;
             guard += 1;
         }
         inner.fft.reset();
         inner.pending.clear();
         inner.delay_left = inner.fft.output_delay();
+        inner.frames_in = 0;
+        inner.frames_out = 0;
     }
 }
 
 impl Inner {
     fn process(&mut self, partial_len: Option<usize>, out: &mut impl FnMut(&[f32])) -> usize {
         let n_in = self.fft.input_frames_next();
-        let input = InterleavedSlice::new(&self.pending[..n_in], 1, n_in).expect("pending holds one chunk");
+        let input =
+            InterleavedSlice::new(&self.pending[..n_in], 1, n_in).expect("pending holds one chunk");
         let n_out_max = self.output.len();
-        let mut output =
-            InterleavedSlice::new_mut(&mut self.output[..], 1, n_out_max).expect("output holds one chunk");
+        let mut output = InterleavedSlice::new_mut(&mut self.output[..], 1, n_out_max)
+            .expect("output holds one chunk");
         let indexing = partial_len.map(|n| Indexing {
             input_offset: 0,
             output_offset: 0,
@@ -128,6 +130,7 @@ impl Inner {
         if n_out > skip {
             out(&self.output[skip..n_out]);
         }
+        self.frames_out += (n_out - skip) as u64;
         n_out - skip
     }
 }
@@ -180,7 +183,10 @@ mod tests {
             assert!((f - 1000.0).abs() < 5.0, "{rate}: frequency {f}");
             let level = rms(&out);
             let want = 0.5 / 2f32.sqrt();
-            assert!((level - want).abs() / want < 0.02, "{rate}: rms {level}, want {want}");
+            assert!(
+                (level - want).abs() / want < 0.02,
+                "{rate}: rms {level}, want {want}"
+            );
         }
     }
 
@@ -197,7 +203,10 @@ mod tests {
             .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
             .map(|(i, _)| i)
             .unwrap();
-        assert!(peak.abs_diff(8_000) <= 2, "click at frame {peak}, expected 8000");
+        assert!(
+            peak.abs_diff(8_000) <= 2,
+            "click at frame {peak}, expected 8000"
+        );
     }
 
     #[test]

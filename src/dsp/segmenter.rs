@@ -30,6 +30,13 @@ const ONSET_GAP_FRAMES: u32 = 3;
 /// score below the threshold, and the model needs them.
 const POST_ROLL_MS: u64 = 160;
 
+/// earshot scores a frame with 48 ms of audio before it and three frames of
+/// context, so its score rises about one frame after the voice starts and falls
+/// about four frames after it stops (measured on espeak-ng speech against the
+/// waveform). Boundaries are moved back by these lags.
+const ONSET_LAG_FRAMES: u64 = 1;
+const RELEASE_LAG_FRAMES: u64 = 4;
+
 /// One utterance, handed to the transcriber.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Utterance {
@@ -57,7 +64,7 @@ struct Onset {
 
 struct Open {
     id: u64,
-    start_frame: u64,
+    start_ms: u64,
     last_voiced: u64,
     /// Frame index of `samples[0]`.
     audio_start_frame: u64,
@@ -96,7 +103,9 @@ impl Segmenter {
     pub fn new(settings: SegmenterSettings) -> Self {
         let min_speech_frames = frames(settings.min_speech_ms).max(1) as u32;
         let pre_roll_frames = frames(settings.pre_roll_ms);
-        let history_frames = (pre_roll_frames + u64::from(min_speech_frames) + u64::from(ONSET_GAP_FRAMES) + 2) as usize;
+        let history_frames =
+            (pre_roll_frames + u64::from(min_speech_frames) + u64::from(ONSET_GAP_FRAMES) + 2)
+                as usize;
         Self {
             threshold: settings.vad_threshold,
             min_speech_frames,
@@ -131,7 +140,12 @@ impl Segmenter {
     }
 
     /// Feeds one frame and its VAD score.
-    pub fn push(&mut self, frame: &[f32; FRAME_SAMPLES], score: f32, out: &mut impl FnMut(Segment)) {
+    pub fn push(
+        &mut self,
+        frame: &[f32; FRAME_SAMPLES],
+        score: f32,
+        out: &mut impl FnMut(Segment),
+    ) {
         let index = self.frame_index;
         self.frame_index += 1;
         if self.history.len() + FRAME_SAMPLES > self.history_frames * FRAME_SAMPLES {
@@ -155,7 +169,11 @@ impl Segmenter {
                     self.onset = None;
                 }
             }
-            let needed = if self.continuation { 1 } else { self.min_speech_frames };
+            let needed = if self.continuation {
+                1
+            } else {
+                self.min_speech_frames
+            };
             if self.onset.as_ref().is_some_and(|o| o.voiced >= needed) {
                 self.open_utterance(index, out);
             }
@@ -170,9 +188,11 @@ impl Segmenter {
             open.silence_run += 1;
         }
         if open.silence_run >= self.silence_frames {
-            self.close(out);
-        } else if index + 1 - open.start_frame >= self.max_frames {
-            self.close(out);
+            self.close(None, out);
+        } else if self.origin_ms + (index + 1) * FRAME_MS - open.start_ms
+            >= self.max_frames * FRAME_MS
+        {
+            self.close(Some(index + 1), out);
             self.continuation = voiced;
         }
     }
@@ -182,22 +202,36 @@ impl Segmenter {
         let history_first = index + 1 - (self.history.len() / FRAME_SAMPLES) as u64;
         // A continuation after a cut gets no pre-roll: that audio is already the
         // end of the previous utterance, and the model would hear it twice.
-        let pre_roll = if self.continuation { 0 } else { self.pre_roll_frames };
-        let audio_start_frame = onset.first_voiced.saturating_sub(pre_roll).max(history_first);
+        let pre_roll = if self.continuation {
+            0
+        } else {
+            self.pre_roll_frames
+        };
+        let audio_start_frame = onset
+            .first_voiced
+            .saturating_sub(pre_roll)
+            .max(history_first);
         let skip = ((audio_start_frame - history_first) as usize) * FRAME_SAMPLES;
-        let capacity = (self.pre_roll_frames + self.max_frames + self.post_roll_frames + 1) as usize * FRAME_SAMPLES;
+        let capacity = (self.pre_roll_frames + self.max_frames + self.post_roll_frames + 1)
+            as usize
+            * FRAME_SAMPLES;
         let mut samples = Vec::with_capacity(capacity);
         samples.extend(self.history.iter().skip(skip).copied());
         let id = self.next_id;
         self.next_id += 1;
+        // A continuation starts exactly at the cut; a fresh onset is moved back
+        // by the detector's lag.
+        let lag = if self.continuation {
+            0
+        } else {
+            ONSET_LAG_FRAMES
+        };
+        let start_ms = self.time_ms(onset.first_voiced.saturating_sub(lag));
         self.continuation = false;
-        out(Segment::Started {
-            id,
-            start_ms: self.time_ms(onset.first_voiced),
-        });
+        out(Segment::Started { id, start_ms });
         self.open = Some(Open {
             id,
-            start_frame: onset.first_voiced,
+            start_ms,
             last_voiced: index,
             audio_start_frame,
             silence_run: 0,
@@ -205,22 +239,32 @@ impl Segmenter {
         });
     }
 
-    fn close(&mut self, out: &mut impl FnMut(Segment)) {
-        let Some(mut open) = self.open.take() else { return };
+    /// Closes the open utterance: at `cut_frame` (a hard cut at max length), or
+    /// after its last voiced frame.
+    fn close(&mut self, cut_frame: Option<u64>, out: &mut impl FnMut(Segment)) {
+        let Some(mut open) = self.open.take() else {
+            return;
+        };
+        let end_ms = match cut_frame {
+            Some(frame) => self.time_ms(frame),
+            None => self
+                .time_ms((open.last_voiced + 1).saturating_sub(RELEASE_LAG_FRAMES))
+                .max(open.start_ms + FRAME_MS),
+        };
         let keep_frames = open.last_voiced + 1 + self.post_roll_frames - open.audio_start_frame;
         open.samples.truncate(keep_frames as usize * FRAME_SAMPLES);
         out(Segment::Ended(Utterance {
             id: open.id,
             samples: open.samples,
-            start_ms: self.time_ms(open.start_frame),
-            end_ms: self.time_ms(open.last_voiced + 1),
+            start_ms: open.start_ms,
+            end_ms,
         }));
     }
 
     /// End of the stream: closes an open utterance and forgets the audio, so the
     /// next stream starts from nothing. Ids keep counting.
     pub fn finish(&mut self, out: &mut impl FnMut(Segment)) {
-        self.close(out);
+        self.close(None, out);
         self.history.clear();
         self.onset = None;
         self.continuation = false;
@@ -233,9 +277,9 @@ mod tests {
 
     const SETTINGS: SegmenterSettings = SegmenterSettings {
         vad_threshold: 0.5,
-        min_speech_ms: 96,   // 6 frames
-        pre_roll_ms: 160,    // 10 frames
-        silence_ms: 480,     // 30 frames
+        min_speech_ms: 96,       // 6 frames
+        pre_roll_ms: 160,        // 10 frames
+        silence_ms: 480,         // 30 frames
         max_utterance_ms: 3_200, // 200 frames
     };
 
@@ -251,11 +295,17 @@ mod tests {
     }
 
     fn scores(pattern: &[(f32, usize)]) -> Vec<f32> {
-        pattern.iter().flat_map(|(s, n)| std::iter::repeat_n(*s, *n)).collect()
+        pattern
+            .iter()
+            .flat_map(|(s, n)| std::iter::repeat_n(*s, *n))
+            .collect()
     }
 
     fn frame_ids(u: &Utterance) -> Vec<usize> {
-        u.samples.chunks(FRAME_SAMPLES).map(|f| f[0] as usize).collect()
+        u.samples
+            .chunks(FRAME_SAMPLES)
+            .map(|f| f[0] as usize)
+            .collect()
     }
 
     #[test]
@@ -265,14 +315,31 @@ mod tests {
         let s = scores(&[(0.0, 50), (0.9, 40), (0.1, 40)]);
         let out = run(&mut seg, &s, 0);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 1_000_000 + 50 * 16 });
-        let Segment::Ended(u) = &out[1] else { panic!("{out:?}") };
+        let start = 1_000_000 + (50 - ONSET_LAG_FRAMES) * 16;
+        assert_eq!(
+            out[0],
+            Segment::Started {
+                id: 1,
+                start_ms: start
+            }
+        );
+        let Segment::Ended(u) = &out[1] else {
+            panic!("{out:?}")
+        };
         assert_eq!(u.id, 1);
-        assert_eq!(u.start_ms, 1_000_000 + 50 * 16);
-        assert_eq!(u.end_ms, 1_000_000 + 90 * 16, "end of the last voiced frame");
+        assert_eq!(u.start_ms, start);
+        assert_eq!(
+            u.end_ms,
+            1_000_000 + (90 - RELEASE_LAG_FRAMES) * 16,
+            "end of the last voiced frame"
+        );
         let ids = frame_ids(u);
         assert_eq!(ids.first(), Some(&40), "10 frames of pre-roll");
-        assert_eq!(ids.last(), Some(&(89 + 10)), "160 ms of tail after the last voiced frame");
+        assert_eq!(
+            ids.last(),
+            Some(&(89 + 10)),
+            "160 ms of tail after the last voiced frame"
+        );
         assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "contiguous audio");
     }
 
@@ -289,7 +356,13 @@ mod tests {
         let mut seg = Segmenter::new(SETTINGS);
         let s = scores(&[(0.0, 20), (0.9, 3), (0.2, 2), (0.9, 3), (0.0, 40)]);
         let out = run(&mut seg, &s, 0);
-        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 20 * 16 });
+        assert_eq!(
+            out[0],
+            Segment::Started {
+                id: 1,
+                start_ms: (20 - ONSET_LAG_FRAMES) * 16
+            }
+        );
     }
 
     #[test]
@@ -299,7 +372,7 @@ mod tests {
         let out = run(&mut seg, &s, 0);
         assert_eq!(out.len(), 2, "{out:?}");
         let Segment::Ended(u) = &out[1] else { panic!() };
-        assert_eq!(u.end_ms, (10 + 20 + 29 + 20) * 16);
+        assert_eq!(u.end_ms, (10 + 20 + 29 + 20 - RELEASE_LAG_FRAMES) * 16);
     }
 
     #[test]
@@ -321,10 +394,17 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(starts, vec![(1, 160), (2, 160 + 3200), (3, 160 + 6400)]);
-        assert_eq!(ends[0], (1, 160, 160 + 3200));
-        assert_eq!(ends[1], (2, 160 + 3200, 160 + 6400));
-        assert_eq!(ends[2], (3, 160 + 6400, 160 + 450 * 16));
+        let first = 160 - ONSET_LAG_FRAMES * 16;
+        assert_eq!(
+            starts,
+            vec![(1, first), (2, first + 3200), (3, first + 6400)]
+        );
+        assert_eq!(ends[0], (1, first, first + 3200), "a cut is exact");
+        assert_eq!(ends[1], (2, first + 3200, first + 6400));
+        assert_eq!(
+            ends[2],
+            (3, first + 6400, 160 + (450 - RELEASE_LAG_FRAMES) * 16)
+        );
         assert!(matches!(out[0], Segment::Started { .. }));
         assert!(matches!(out[1], Segment::Ended(_)));
         assert!(matches!(out[2], Segment::Started { .. }));
@@ -337,8 +417,13 @@ mod tests {
         assert!(seg.is_open());
         seg.finish(&mut |s| out.push(s));
         assert!(!seg.is_open());
-        let Segment::Ended(u) = &out[1] else { panic!("{out:?}") };
-        assert_eq!((u.start_ms, u.end_ms), (5 * 16, 25 * 16));
+        let Segment::Ended(u) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (u.start_ms, u.end_ms),
+            ((5 - ONSET_LAG_FRAMES) * 16, (25 - RELEASE_LAG_FRAMES) * 16)
+        );
     }
 
     #[test]
@@ -349,9 +434,18 @@ mod tests {
         seg.finish(&mut |_| panic!("no utterance was open"));
         seg.begin_stream(50_000);
         let out = run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
-        assert_eq!(out[0], Segment::Started { id: 1, start_ms: 50_000 });
+        assert_eq!(
+            out[0],
+            Segment::Started {
+                id: 1,
+                start_ms: 50_000
+            }
+        );
         let Segment::Ended(u) = &out[1] else { panic!() };
-        assert!(frame_ids(u).iter().all(|&i| i < 1000), "audio from the old stream leaked in");
+        assert!(
+            frame_ids(u).iter().all(|&i| i < 1000),
+            "audio from the old stream leaked in"
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use super::mel::mel_filters;
 /// Why a conversion failed. Each message names the file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("cannot read {path}: {reason} (give the folder that holds model.bin and vocabulary.txt)")]
+    #[error(
+        "cannot read {path}: {reason} (give the folder that holds model.bin and vocabulary.txt)"
+    )]
     Read { path: PathBuf, reason: String },
     #[error("{path} is not a CTranslate2 Whisper model: {reason}")]
     Format { path: PathBuf, reason: String },
@@ -68,7 +70,11 @@ impl Variable {
     /// The values as f32, whatever float type they are stored in.
     fn to_f32(&self) -> Option<Vec<f32>> {
         Some(match self.dtype {
-            Dtype::F32 => self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F32 => self
+                .data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             Dtype::F16 => self
                 .data
                 .chunks_exact(2)
@@ -172,7 +178,8 @@ impl<'a> Cursor<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn string(&mut self) -> Option<String> {
         let n = self.u16()? as usize;
@@ -185,7 +192,10 @@ impl<'a> Cursor<'a> {
 /// Parses a CTranslate2 model file. Every length is checked against the data:
 /// malformed input is an error, never a panic.
 pub fn parse_ct2(data: &[u8], path: &Path) -> Result<Ct2Model, ConvertError> {
-    let bad = |reason: &str| ConvertError::Format { path: path.to_path_buf(), reason: reason.to_string() };
+    let bad = |reason: &str| ConvertError::Format {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     let mut c = Cursor { data, pos: 0 };
     let version = c.u32().ok_or_else(|| bad("file too short"))?;
     if !(5..=6).contains(&version) {
@@ -209,14 +219,29 @@ pub fn parse_ct2(data: &[u8], path: &Path) -> Result<Ct2Model, ConvertError> {
             dims.push(c.u32().ok_or_else(|| bad("variable list ends early"))? as usize);
         }
         let dtype_code = c.u8().ok_or_else(|| bad("variable list ends early"))?;
-        let dtype = Dtype::from_code(dtype_code).ok_or_else(|| bad(&format!("variable {name} has unknown type {dtype_code}")))?;
+        let dtype = Dtype::from_code(dtype_code)
+            .ok_or_else(|| bad(&format!("variable {name} has unknown type {dtype_code}")))?;
         let n_bytes = c.u32().ok_or_else(|| bad("variable list ends early"))? as usize;
-        let n_elements = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("dimensions overflow"))?;
+        let n_elements = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("dimensions overflow"))?;
         if n_elements.checked_mul(dtype.size()) != Some(n_bytes) {
-            return Err(bad(&format!("variable {name}: {n_bytes} bytes do not match its shape {dims:?}")));
+            return Err(bad(&format!(
+                "variable {name}: {n_bytes} bytes do not match its shape {dims:?}"
+            )));
         }
-        let bytes = c.take(n_bytes).ok_or_else(|| bad(&format!("file ends inside variable {name}")))?;
-        variables.insert(name, Variable { dims, dtype, data: bytes.to_vec() });
+        let bytes = c
+            .take(n_bytes)
+            .ok_or_else(|| bad(&format!("file ends inside variable {name}")))?;
+        variables.insert(
+            name,
+            Variable {
+                dims,
+                dtype,
+                data: bytes.to_vec(),
+            },
+        );
     }
     // Aliases (the tied output projection) carry no data; nothing else follows.
     Ok(Ct2Model { spec, variables })
@@ -280,7 +305,10 @@ fn count_layers(vars: &HashMap<String, Variable>, prefix: &str) -> usize {
     // `layer_norm` also starts with `layer_`: count only `layer_<digits>/`.
     let mut max = None;
     for name in vars.keys() {
-        if let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix("layer_")) {
+        if let Some(rest) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix("layer_"))
+        {
             if let Some((digits, _)) = rest.split_once('/') {
                 if let Ok(n) = digits.parse::<usize>() {
                     max = Some(max.map_or(n, |m: usize| m.max(n)));
@@ -298,7 +326,10 @@ pub fn convert_dir(dir: &Path, out: &Path) -> Result<Converted, ConvertError> {
     let model_path = dir.join("model.bin");
     let vocab_path = dir.join("vocabulary.txt");
     let read = |p: &Path| {
-        fs::read(p).map_err(|e| ConvertError::Read { path: p.to_path_buf(), reason: e.to_string() })
+        fs::read(p).map_err(|e| ConvertError::Read {
+            path: p.to_path_buf(),
+            reason: e.to_string(),
+        })
     };
     let model_bytes = read(&model_path)?;
     let vocab_bytes = read(&vocab_path)?;
@@ -314,13 +345,27 @@ pub fn convert_dir(dir: &Path, out: &Path) -> Result<Converted, ConvertError> {
 }
 
 /// Writes a parsed model and its vocabulary as ggml.
-pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &Path) -> Result<Converted, ConvertError> {
-    let fmt = |reason: String| ConvertError::Format { path: model_path.to_path_buf(), reason };
+pub fn to_ggml(
+    model: &Ct2Model,
+    vocabulary: &[&str],
+    model_path: &Path,
+    out: &Path,
+) -> Result<Converted, ConvertError> {
+    let fmt = |reason: String| ConvertError::Format {
+        path: model_path.to_path_buf(),
+        reason,
+    };
     if model.spec != "WhisperSpec" {
-        return Err(fmt(format!("its spec is {:?}, not WhisperSpec", model.spec)));
+        return Err(fmt(format!(
+            "its spec is {:?}, not WhisperSpec",
+            model.spec
+        )));
     }
     let vars = &model.variables;
-    let get = |name: &str| vars.get(name).ok_or_else(|| fmt(format!("variable {name} is missing")));
+    let get = |name: &str| {
+        vars.get(name)
+            .ok_or_else(|| fmt(format!("variable {name} is missing")))
+    };
     let floats = |name: &str| -> Result<Vec<f32>, ConvertError> {
         let v = get(name)?;
         v.to_f32().ok_or_else(|| ConvertError::Unsupported {
@@ -337,7 +382,10 @@ pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &P
     let dec_pos = get("decoder/position_encodings/encodings")?;
     let conv1 = get("encoder/conv1/weight")?;
     let (n_audio_ctx, n_text_ctx) = (enc_pos.dims[0], dec_pos.dims[0]);
-    let n_mels = *conv1.dims.get(1).ok_or_else(|| fmt("encoder/conv1/weight is not 3-D".into()))?;
+    let n_mels = *conv1
+        .dims
+        .get(1)
+        .ok_or_else(|| fmt("encoder/conv1/weight is not 3-D".into()))?;
     let n_audio_head = get("encoder/num_heads")?.scalar_int().unwrap_or(0) as usize;
     let n_text_head = get("decoder/num_heads")?.scalar_int().unwrap_or(0) as usize;
     let n_audio_layer = count_layers(vars, "encoder/");
@@ -359,26 +407,52 @@ pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &P
     // Tensors in OpenAI's state-dict order.
     let mut tensors: Vec<Tensor> = Vec::new();
     let mut push = |name: String, shape: Vec<usize>, values: Vec<f32>, f16: bool| {
-        tensors.push(Tensor { name, shape, values, f16 });
+        tensors.push(Tensor {
+            name,
+            shape,
+            values,
+            f16,
+        });
     };
     let shape_of = |name: &str| -> Result<Vec<usize>, ConvertError> { Ok(get(name)?.dims.clone()) };
 
-    push("encoder.positional_embedding".into(), shape_of("encoder/position_encodings/encodings")?, floats("encoder/position_encodings/encodings")?, false);
+    push(
+        "encoder.positional_embedding".into(),
+        shape_of("encoder/position_encodings/encodings")?,
+        floats("encoder/position_encodings/encodings")?,
+        false,
+    );
     for conv in ["conv1", "conv2"] {
         let w = format!("encoder/{conv}/weight");
-        push(format!("encoder.{conv}.weight"), shape_of(&w)?, floats(&w)?, true);
+        push(
+            format!("encoder.{conv}.weight"),
+            shape_of(&w)?,
+            floats(&w)?,
+            true,
+        );
         let b = format!("encoder/{conv}/bias");
         let bias = floats(&b)?;
-        push(format!("encoder.{conv}.bias"), vec![bias.len(), 1], bias, false);
+        push(
+            format!("encoder.{conv}.bias"),
+            vec![bias.len(), 1],
+            bias,
+            false,
+        );
     }
-    let linear = |ct2: &str, out: &str, push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)| -> Result<(), ConvertError> {
+    let linear = |ct2: &str,
+                  out: &str,
+                  push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)|
+     -> Result<(), ConvertError> {
         let w = format!("{ct2}/weight");
         push(format!("{out}.weight"), shape_of(&w)?, floats(&w)?, true);
         let b = format!("{ct2}/bias");
         push(format!("{out}.bias"), shape_of(&b)?, floats(&b)?, false);
         Ok(())
     };
-    let norm = |ct2: &str, out: &str, push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)| -> Result<(), ConvertError> {
+    let norm = |ct2: &str,
+                out: &str,
+                push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)|
+     -> Result<(), ConvertError> {
         let g = format!("{ct2}/gamma");
         push(format!("{out}.weight"), shape_of(&g)?, floats(&g)?, false);
         let b = format!("{ct2}/beta");
@@ -387,7 +461,10 @@ pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &P
     };
     // Splits a fused projection (rows stacked) into parts; biases of the parts
     // named in `no_bias` must be zero and are dropped.
-    let split = |ct2: &str, names: &[&str], push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)| -> Result<(), ConvertError> {
+    let split = |ct2: &str,
+                 names: &[&str],
+                 push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)|
+     -> Result<(), ConvertError> {
         let w_name = format!("{ct2}/weight");
         let b_name = format!("{ct2}/bias");
         let w = floats(&w_name)?;
@@ -396,16 +473,25 @@ pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &P
         let (rows, cols) = (dims[0], dims[1]);
         let parts = names.len();
         if rows % parts != 0 || b.len() != rows {
-            return Err(fmt(format!("{w_name} has {rows} rows, not {parts} equal parts")));
+            return Err(fmt(format!(
+                "{w_name} has {rows} rows, not {parts} equal parts"
+            )));
         }
         let part_rows = rows / parts;
         for (i, name) in names.iter().enumerate() {
             let w_part = w[i * part_rows * cols..(i + 1) * part_rows * cols].to_vec();
-            push(format!("{name}.weight"), vec![part_rows, cols], w_part, true);
+            push(
+                format!("{name}.weight"),
+                vec![part_rows, cols],
+                w_part,
+                true,
+            );
             let b_part = b[i * part_rows..(i + 1) * part_rows].to_vec();
             if name.ends_with(".key") {
                 if b_part.iter().any(|x| *x != 0.0) {
-                    return Err(fmt(format!("{b_name}: the key bias is not zero, which ggml Whisper cannot hold")));
+                    return Err(fmt(format!(
+                        "{b_name}: the key bias is not zero, which ggml Whisper cannot hold"
+                    )));
                 }
             } else {
                 push(format!("{name}.bias"), vec![part_rows], b_part, false);
@@ -416,35 +502,123 @@ pub fn to_ggml(model: &Ct2Model, vocabulary: &[&str], model_path: &Path, out: &P
 
     for l in 0..n_audio_layer {
         let (c, o) = (format!("encoder/layer_{l}"), format!("encoder.blocks.{l}"));
-        split(&format!("{c}/self_attention/linear_0"), &[&format!("{o}.attn.query"), &format!("{o}.attn.key"), &format!("{o}.attn.value")], &mut push)?;
-        linear(&format!("{c}/self_attention/linear_1"), &format!("{o}.attn.out"), &mut push)?;
-        norm(&format!("{c}/self_attention/layer_norm"), &format!("{o}.attn_ln"), &mut push)?;
-        linear(&format!("{c}/ffn/linear_0"), &format!("{o}.mlp.0"), &mut push)?;
-        linear(&format!("{c}/ffn/linear_1"), &format!("{o}.mlp.2"), &mut push)?;
-        norm(&format!("{c}/ffn/layer_norm"), &format!("{o}.mlp_ln"), &mut push)?;
+        split(
+            &format!("{c}/self_attention/linear_0"),
+            &[
+                &format!("{o}.attn.query"),
+                &format!("{o}.attn.key"),
+                &format!("{o}.attn.value"),
+            ],
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/self_attention/linear_1"),
+            &format!("{o}.attn.out"),
+            &mut push,
+        )?;
+        norm(
+            &format!("{c}/self_attention/layer_norm"),
+            &format!("{o}.attn_ln"),
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/ffn/linear_0"),
+            &format!("{o}.mlp.0"),
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/ffn/linear_1"),
+            &format!("{o}.mlp.2"),
+            &mut push,
+        )?;
+        norm(
+            &format!("{c}/ffn/layer_norm"),
+            &format!("{o}.mlp_ln"),
+            &mut push,
+        )?;
     }
     norm("encoder/layer_norm", "encoder.ln_post", &mut push)?;
 
-    push("decoder.positional_embedding".into(), shape_of("decoder/position_encodings/encodings")?, floats("decoder/position_encodings/encodings")?, false);
-    push("decoder.token_embedding.weight".into(), shape_of("decoder/embeddings/weight")?, floats("decoder/embeddings/weight")?, true);
+    push(
+        "decoder.positional_embedding".into(),
+        shape_of("decoder/position_encodings/encodings")?,
+        floats("decoder/position_encodings/encodings")?,
+        false,
+    );
+    push(
+        "decoder.token_embedding.weight".into(),
+        shape_of("decoder/embeddings/weight")?,
+        floats("decoder/embeddings/weight")?,
+        true,
+    );
     for l in 0..n_text_layer {
         let (c, o) = (format!("decoder/layer_{l}"), format!("decoder.blocks.{l}"));
-        split(&format!("{c}/self_attention/linear_0"), &[&format!("{o}.attn.query"), &format!("{o}.attn.key"), &format!("{o}.attn.value")], &mut push)?;
-        linear(&format!("{c}/self_attention/linear_1"), &format!("{o}.attn.out"), &mut push)?;
-        norm(&format!("{c}/self_attention/layer_norm"), &format!("{o}.attn_ln"), &mut push)?;
-        linear(&format!("{c}/attention/linear_0"), &format!("{o}.cross_attn.query"), &mut push)?;
-        split(&format!("{c}/attention/linear_1"), &[&format!("{o}.cross_attn.key"), &format!("{o}.cross_attn.value")], &mut push)?;
-        linear(&format!("{c}/attention/linear_2"), &format!("{o}.cross_attn.out"), &mut push)?;
-        norm(&format!("{c}/attention/layer_norm"), &format!("{o}.cross_attn_ln"), &mut push)?;
-        linear(&format!("{c}/ffn/linear_0"), &format!("{o}.mlp.0"), &mut push)?;
-        linear(&format!("{c}/ffn/linear_1"), &format!("{o}.mlp.2"), &mut push)?;
-        norm(&format!("{c}/ffn/layer_norm"), &format!("{o}.mlp_ln"), &mut push)?;
+        split(
+            &format!("{c}/self_attention/linear_0"),
+            &[
+                &format!("{o}.attn.query"),
+                &format!("{o}.attn.key"),
+                &format!("{o}.attn.value"),
+            ],
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/self_attention/linear_1"),
+            &format!("{o}.attn.out"),
+            &mut push,
+        )?;
+        norm(
+            &format!("{c}/self_attention/layer_norm"),
+            &format!("{o}.attn_ln"),
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/attention/linear_0"),
+            &format!("{o}.cross_attn.query"),
+            &mut push,
+        )?;
+        split(
+            &format!("{c}/attention/linear_1"),
+            &[
+                &format!("{o}.cross_attn.key"),
+                &format!("{o}.cross_attn.value"),
+            ],
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/attention/linear_2"),
+            &format!("{o}.cross_attn.out"),
+            &mut push,
+        )?;
+        norm(
+            &format!("{c}/attention/layer_norm"),
+            &format!("{o}.cross_attn_ln"),
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/ffn/linear_0"),
+            &format!("{o}.mlp.0"),
+            &mut push,
+        )?;
+        linear(
+            &format!("{c}/ffn/linear_1"),
+            &format!("{o}.mlp.2"),
+            &mut push,
+        )?;
+        norm(
+            &format!("{c}/ffn/layer_norm"),
+            &format!("{o}.mlp_ln"),
+            &mut push,
+        )?;
     }
     norm("decoder/layer_norm", "decoder.ln", &mut push)?;
 
     // Write to a temporary file beside the target, then rename.
     let tmp = out.with_extension("bin.partial");
-    let werr = |e: std::io::Error| ConvertError::Write { path: out.to_path_buf(), reason: e.to_string() };
+    let werr = |e: std::io::Error| ConvertError::Write {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    };
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(werr)?;
     }

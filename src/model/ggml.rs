@@ -69,21 +69,21 @@ pub enum ModelError {
 /// Bytes per block and elements per block of each ggml tensor type whisper.cpp loads.
 fn type_block(ty: i32) -> Option<(u64, u64)> {
     Some(match ty {
-        0 => (4, 1),     // f32
-        1 => (2, 1),     // f16
-        2 => (18, 32),   // q4_0
-        3 => (20, 32),   // q4_1
-        6 => (22, 32),   // q5_0
-        7 => (24, 32),   // q5_1
-        8 => (34, 32),   // q8_0
-        9 => (36, 32),   // q8_1
-        10 => (84, 256), // q2_K
+        0 => (4, 1),      // f32
+        1 => (2, 1),      // f16
+        2 => (18, 32),    // q4_0
+        3 => (20, 32),    // q4_1
+        6 => (22, 32),    // q5_0
+        7 => (24, 32),    // q5_1
+        8 => (34, 32),    // q8_0
+        9 => (36, 32),    // q8_1
+        10 => (84, 256),  // q2_K
         11 => (110, 256), // q3_K
         12 => (144, 256), // q4_K
         13 => (176, 256), // q5_K
         14 => (210, 256), // q6_K
         15 => (292, 256), // q8_K
-        30 => (2, 1),    // bf16
+        30 => (2, 1),     // bf16
         _ => return None,
     })
 }
@@ -123,23 +123,51 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
     let p = || path.to_path_buf();
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ModelError::Missing { path: p() }),
-        Err(e) => return Err(ModelError::Unreadable { path: p(), reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ModelError::Missing { path: p() })
+        }
+        Err(e) => {
+            return Err(ModelError::Unreadable {
+                path: p(),
+                reason: e.to_string(),
+            })
+        }
     };
-    let meta = file.metadata().map_err(|e| ModelError::Unreadable { path: p(), reason: e.to_string() })?;
+    let meta = file.metadata().map_err(|e| ModelError::Unreadable {
+        path: p(),
+        reason: e.to_string(),
+    })?;
     if meta.is_dir() {
-        return Err(ModelError::Unreadable { path: p(), reason: "it is a directory".into() });
+        return Err(ModelError::Unreadable {
+            path: p(),
+            reason: "it is a directory".into(),
+        });
     }
     if meta.len() == 0 {
         return Err(ModelError::Empty { path: p() });
     }
-    let mut r = Reader { inner: BufReader::new(file), len: meta.len() };
-    let corrupt = |reason: String| ModelError::Corrupt { path: path.to_path_buf(), reason };
-    let eof = |what: &str| ModelError::Corrupt { path: path.to_path_buf(), reason: format!("file ends inside the {what}") };
+    let mut r = Reader {
+        inner: BufReader::new(file),
+        len: meta.len(),
+    };
+    let corrupt = |reason: String| ModelError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let eof = |what: &str| ModelError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("file ends inside the {what}"),
+    };
 
-    let magic = r.i32().map_err(|_| ModelError::NotGgml { path: p(), reason: "shorter than a header".into() })? as u32;
+    let magic = r.i32().map_err(|_| ModelError::NotGgml {
+        path: p(),
+        reason: "shorter than a header".into(),
+    })? as u32;
     if magic != GGML_MAGIC {
-        return Err(ModelError::NotGgml { path: p(), reason: format!("magic {magic:#010x}, expected {GGML_MAGIC:#010x}") });
+        return Err(ModelError::NotGgml {
+            path: p(),
+            reason: format!("magic {magic:#010x}, expected {GGML_MAGIC:#010x}"),
+        });
     }
     let mut h = [0i32; 11];
     for v in &mut h {
@@ -170,7 +198,10 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
         && (hp.n_mels == 80 || hp.n_mels == 128)
         && (0..=2000).contains(&(hp.ftype % 1000));
     if !plausible {
-        return Err(ModelError::NotGgml { path: p(), reason: format!("header values are not a Whisper model's: {hp:?}") });
+        return Err(ModelError::NotGgml {
+            path: p(),
+            reason: format!("header values are not a Whisper model's: {hp:?}"),
+        });
     }
 
     // Mel filters.
@@ -179,12 +210,16 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
     if n_mel != hp.n_mels || !(1..=1024).contains(&n_fft) {
         return Err(corrupt(format!("mel filter table is {n_mel}×{n_fft}")));
     }
-    r.skip(n_mel as u64 * n_fft as u64 * 4).map_err(|_| eof("mel filters"))?;
+    r.skip(n_mel as u64 * n_fft as u64 * 4)
+        .map_err(|_| eof("mel filters"))?;
 
     // Vocabulary.
     let n_tokens = r.i32().map_err(|_| eof("vocabulary"))?;
     if !(0..=hp.n_vocab).contains(&n_tokens) {
-        return Err(corrupt(format!("vocabulary has {n_tokens} tokens, more than n_vocab {}", hp.n_vocab)));
+        return Err(corrupt(format!(
+            "vocabulary has {n_tokens} tokens, more than n_vocab {}",
+            hp.n_vocab
+        )));
     }
     for _ in 0..n_tokens {
         let len = r.i32().map_err(|_| eof("vocabulary"))?;
@@ -203,7 +238,9 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
         let name_len = r.i32().map_err(|_| eof("tensor list"))?;
         let ty = r.i32().map_err(|_| eof("tensor list"))?;
         if !(1..=4).contains(&n_dims) || !(1..=256).contains(&name_len) {
-            return Err(corrupt(format!("tensor {n_tensors} has {n_dims} dimensions and a {name_len}-byte name")));
+            return Err(corrupt(format!(
+                "tensor {n_tensors} has {n_dims} dimensions and a {name_len}-byte name"
+            )));
         }
         let mut n_elements: u64 = 1;
         for _ in 0..n_dims {
@@ -214,33 +251,49 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
             n_elements = n_elements.saturating_mul(d as u64);
         }
         let mut name = vec![0u8; name_len as usize];
-        r.inner.read_exact(&mut name).map_err(|_| eof("tensor list"))?;
+        r.inner
+            .read_exact(&mut name)
+            .map_err(|_| eof("tensor list"))?;
         let name = String::from_utf8_lossy(&name).into_owned();
         let Some((block_bytes, block_elems)) = type_block(ty) else {
             return Err(corrupt(format!("tensor {name} has unknown type {ty}")));
         };
         if n_elements % block_elems != 0 {
-            return Err(corrupt(format!("tensor {name} does not fill whole blocks of its type")));
+            return Err(corrupt(format!(
+                "tensor {name} does not fill whole blocks of its type"
+            )));
         }
         let bytes = n_elements / block_elems * block_bytes;
-        r.skip(bytes).map_err(|_| eof(&format!("data of tensor {name}")))?;
+        r.skip(bytes)
+            .map_err(|_| eof(&format!("data of tensor {name}")))?;
         seen_encoder |= name.starts_with("encoder.");
         seen_decoder |= name.starts_with("decoder.");
         n_tensors += 1;
     }
     if !(seen_encoder && seen_decoder) {
-        return Err(corrupt(format!("{n_tensors} tensors, but no encoder and decoder")));
+        return Err(corrupt(format!(
+            "{n_tensors} tensors, but no encoder and decoder"
+        )));
     }
-    Ok(ModelInfo { hparams: hp, n_tensors, file_len: r.len })
+    Ok(ModelInfo {
+        hparams: hp,
+        n_tensors,
+        file_len: r.len,
+    })
 }
 
 /// Checks `--language` against the model: English-only models take only `en`.
 pub fn check_language(path: &Path, hparams: &Hparams, language: &str) -> Result<(), ModelError> {
     if !hparams.is_multilingual() && language != "en" {
-        return Err(ModelError::EnglishOnly { path: path.to_path_buf(), language: language.to_string() });
+        return Err(ModelError::EnglishOnly {
+            path: path.to_path_buf(),
+            language: language.to_string(),
+        });
     }
     if language != "auto" && whisper_rs::get_lang_id(language).is_none() {
-        return Err(ModelError::UnknownLanguage { language: language.to_string() });
+        return Err(ModelError::UnknownLanguage {
+            language: language.to_string(),
+        });
     }
     Ok(())
 }

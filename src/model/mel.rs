@@ -30,7 +30,9 @@ pub fn mel_to_hz(mel: f64) -> f64 {
 pub fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<f32> {
     let n_bins = n_fft / 2 + 1;
     let nyquist = f64::from(sample_rate) / 2.0;
-    let fft_freqs: Vec<f64> = (0..n_bins).map(|i| nyquist * i as f64 / (n_bins - 1) as f64).collect();
+    let fft_freqs: Vec<f64> = (0..n_bins)
+        .map(|i| nyquist * i as f64 / (n_bins - 1) as f64)
+        .collect();
     let (mel_min, mel_max) = (hz_to_mel(0.0), hz_to_mel(nyquist));
     let mel_f: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64))
@@ -65,14 +67,25 @@ mod tests {
         // librosa.filters.mel(sr=16000, n_fft=400, n_mels=80): a few entries.
         let f = mel_filters(16_000, 400, 80);
         assert_eq!(f.len(), 80 * 201);
-        // Filter 0 peaks at bin 1 (40 Hz), with weight 2/(f2-f0) there.
-        let (f0, f2) = (mel_to_hz(0.0), mel_to_hz(2.0 * hz_to_mel(8000.0) / 81.0));
-        let expected_peak = 2.0 / (f2 - f0) * (40.0 - f0) / (mel_to_hz(hz_to_mel(8000.0) / 81.0) - f0);
-        assert!((f64::from(f[1]) - expected_peak).abs() < 1e-6, "{} vs {expected_peak}", f[1]);
+        // Filter 0 spans 0 Hz .. f2 with its peak at f1 (37.2 Hz); bin 1 (40 Hz)
+        // is on its falling slope: (f2 - 40) / (f2 - f1), scaled by 2 / (f2 - 0).
+        let step = hz_to_mel(8000.0) / 81.0;
+        let (f1, f2) = (mel_to_hz(step), mel_to_hz(2.0 * step));
+        assert!((f1 - 37.24).abs() < 0.01, "{f1}");
+        let expected = (f2 - 40.0) / (f2 - f1) * 2.0 / f2;
+        assert!(
+            (f64::from(f[1]) - expected).abs() < 1e-7,
+            "{} vs {expected}",
+            f[1]
+        );
+        assert!((f[1] - 0.024_862_6).abs() < 1e-6);
         assert_eq!(f[0], 0.0);
         // Every filter has weight somewhere; each row's area is normalised.
         for m in 0..80 {
-            assert!(f[m * 201..(m + 1) * 201].iter().any(|w| *w > 0.0), "filter {m} empty");
+            assert!(
+                f[m * 201..(m + 1) * 201].iter().any(|w| *w > 0.0),
+                "filter {m} empty"
+            );
         }
     }
 }

@@ -1,0 +1,150 @@
+//! Bad input: one line on stderr naming the problem and the fix, non-zero exit,
+//! no panic, nothing half-done.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+fn fails(args: &[&str], needle: &str) {
+    let run = run_sottod(args, Duration::from_secs(30));
+    assert_clean_failure(&run, needle);
+}
+
+#[test]
+fn a_missing_input_file() {
+    fails(
+        &["--input-file", "/nonexistent/speech.wav"],
+        "cannot read /nonexistent/speech.wav",
+    );
+}
+
+#[test]
+fn a_text_file_named_wav() {
+    let dir = scratch();
+    let path = dir.path().join("notes.wav");
+    std::fs::write(&path, "these are my notes, not audio\n").unwrap();
+    fails(
+        &["--input-file", path.to_str().unwrap()],
+        "is not a WAV file",
+    );
+}
+
+#[test]
+fn a_truncated_wav() {
+    let dir = scratch();
+    let full = dir.path().join("full.wav");
+    let mut s = Session::new(16_000);
+    s.silence(2.0);
+    s.write(&full);
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails(&["--input-file", cut.to_str().unwrap()], "is truncated");
+}
+
+#[test]
+fn a_wav_with_no_frames() {
+    let dir = scratch();
+    let path = dir.path().join("empty.wav");
+    write_wav(
+        &path,
+        &Audio {
+            rate: 16_000,
+            samples: vec![],
+        },
+    );
+    fails(
+        &["--input-file", path.to_str().unwrap()],
+        "has no audio frames",
+    );
+}
+
+#[test]
+fn an_unknown_device_lists_the_devices() {
+    let mic = VirtualMic::start();
+    let child = mic
+        .sottod()
+        .args(["--device", "no-such-microphone-xyz"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(child, Duration::from_secs(30));
+    assert_clean_failure(&run, "no input device matches \"no-such-microphone-xyz\"");
+    assert!(
+        run.stderr.contains("pulseaudio:vmic.monitor"),
+        "lists the devices: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn zero_silence() {
+    fails(
+        &["--silence-ms", "0"],
+        "--silence-ms must be greater than 0",
+    );
+}
+
+#[test]
+fn negative_values() {
+    fails(&["--pre-roll-ms=-5"], "--pre-roll-ms must be 0 ms or more");
+    fails(
+        &["--max-latency-ms=-1"],
+        "--max-latency-ms must be greater than 0",
+    );
+}
+
+#[test]
+fn min_speech_above_max_utterance() {
+    fails(
+        &["--min-speech-ms", "5000", "--max-utterance-ms", "3000"],
+        "--min-speech-ms (5000) is greater than --max-utterance-ms (3000)",
+    );
+}
+
+#[test]
+fn a_vad_threshold_out_of_range() {
+    fails(
+        &["--vad-threshold", "1.5"],
+        "--vad-threshold must be between 0 and 1",
+    );
+}
+
+#[test]
+fn an_unknown_flag() {
+    fails(&["--frobnicate"], "unexpected argument '--frobnicate'");
+}
+
+#[test]
+fn a_value_that_is_not_a_number() {
+    fails(&["--silence-ms", "soon"], "--silence-ms");
+}
+
+#[test]
+fn help_documents_every_flag_with_its_unit() {
+    let run = run_sottod(&["--help"], Duration::from_secs(10));
+    assert!(run.status.success());
+    for flag in [
+        "--device",
+        "--list-devices",
+        "--input-file",
+        "--no-pace",
+        "--model",
+        "--language",
+        "--threads",
+        "--vad-threshold",
+        "--min-speech-ms",
+        "--silence-ms",
+        "--pre-roll-ms",
+        "--max-utterance-ms",
+        "--max-latency-ms",
+        "--bus",
+        "--json",
+        "--verbose",
+        "--quiet",
+    ] {
+        assert!(run.stdout.contains(flag), "--help lacks {flag}");
+    }
+    assert!(run.stdout.contains("[default: 500]") && run.stdout.contains("SOTTO_SILENCE_MS"));
+}

@@ -1,0 +1,125 @@
+//! A live (virtual) microphone: PulseAudio null sink, speech played into it in
+//! real time, captured through cpal's PulseAudio host and its ALSA host.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn live_session(device: &str) {
+    model_path();
+    let mic = VirtualMic::start();
+    let dir = scratch();
+    let wav = dir.path().join("session.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5);
+    for text in [
+        "switch off the radio",
+        "how long until sunset",
+        "remind me to call mom",
+    ] {
+        s.say(text).silence(1.5);
+    }
+    s.write(&wav);
+
+    let mut child = mic
+        .sottod()
+        .args(["--device", device, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let started = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("capturing from") => break,
+            Ok(_) => {}
+            Err(_) => panic!("sottod did not start capturing within 30 s"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+    let (play_ms, mut paplay) = mic.play(&wav);
+    assert!(paplay.wait().unwrap().success(), "paplay failed");
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, 15);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    assert!(status.success(), "sottod exit {status:?}: {stderr}");
+    let run = Run {
+        status,
+        stdout,
+        stderr,
+    };
+    let utts = utterances(&run.events());
+    assert_eq!(
+        utts.len(),
+        s.truth.len(),
+        "one utterance per sentence on {device}: {}",
+        run.stdout
+    );
+    for ((_, start, end), (text, t_start, t_end)) in utts.iter().zip(&s.truth) {
+        let ds = *start as i64 - (play_ms + t_start) as i64;
+        let de = *end as i64 - (play_ms + t_end) as i64;
+        assert!(ds.abs() <= 100, "{device} {text:?}: start off by {ds} ms");
+        assert!(de.abs() <= 100, "{device} {text:?}: end off by {de} ms");
+    }
+    let texts: Vec<String> = transcripts(&run.events())
+        .iter()
+        .map(|t| normalize(t))
+        .collect();
+    let expected: Vec<String> = s.truth.iter().map(|t| normalize(&t.0)).collect();
+    // Live capture goes through PulseAudio's resampler and decodes somewhat
+    // worse than the same speech from a file; the words must still be there.
+    let (errors, words) = word_errors(&expected.join(" "), &texts.join(" "));
+    assert!(
+        errors * 2 <= words,
+        "{device}: transcripts {texts:?} vs {expected:?}"
+    );
+}
+
+#[test]
+fn live_microphone_through_the_pulseaudio_host() {
+    live_session("pulseaudio:vmic.monitor");
+}
+
+#[test]
+fn live_microphone_through_the_alsa_host() {
+    live_session("alsa:default");
+}
+
+#[test]
+fn list_devices_shows_the_virtual_microphone_with_its_format() {
+    let mic = VirtualMic::start();
+    let out = mic.sottod().arg("--list-devices").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("pulseaudio:vmic.monitor\t"))
+        .unwrap_or_else(|| panic!("no vmic.monitor in {text}"));
+    assert!(line.contains("48000 Hz, 1 ch"), "{line}");
+    assert!(
+        text.lines().any(|l| l.starts_with("alsa:default\t")),
+        "{text}"
+    );
+}

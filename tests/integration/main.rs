@@ -1,0 +1,11 @@
+//! Integration tests: the real binary, real whisper model, real PulseAudio and
+//! real speech (espeak-ng, and ../shared/testdata where the test says so).
+
+mod util;
+
+mod bad_input;
+mod files;
+mod live_mic;
+mod models;
+mod transcription;
+mod workers;

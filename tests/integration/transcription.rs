@@ -1,0 +1,144 @@
+//! Words come back: espeak-ng commands end to end, and the shared corpus.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+const COMMANDS: [&str; 10] = [
+    "turn on the kitchen lights",
+    "set a timer for five minutes",
+    "what time is it",
+    "play some music",
+    "close the garage door",
+    "call my sister",
+    "turn the volume down",
+    "open the window",
+    "lock the front door",
+    "add milk to the shopping list",
+];
+
+#[test]
+fn ten_spoken_commands_come_back_as_the_right_words_paced() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("commands.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5);
+    for c in COMMANDS {
+        s.say(c).silence(1.0);
+    }
+    s.write(&wav);
+    let run = run_sottod(
+        &["--input-file", wav.to_str().unwrap(), "--json"],
+        Duration::from_secs(120),
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    assert_eq!(utterances(&events).len(), COMMANDS.len(), "{}", run.stdout);
+    let heard = transcripts(&events);
+    let exact = COMMANDS
+        .iter()
+        .zip(&heard)
+        .filter(|(c, h)| normalize(c) == normalize(h))
+        .count();
+    assert!(exact >= 9, "{exact}/10 exact: {heard:?}");
+    for e in events.iter().filter(|e| e["event"] == "transcript") {
+        let c = e["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "confidence {c}");
+        assert!(e["latency_ms"].as_u64().unwrap() <= 5_000);
+    }
+}
+
+struct Clip {
+    file: String,
+    reference: String,
+}
+
+fn manifest(category_prefix: &str) -> Vec<Clip> {
+    let text = std::fs::read_to_string(testdata().join("manifest.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[2].starts_with(category_prefix)).then(|| Clip {
+                file: f[0].to_string(),
+                reference: f[4].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Transcribes each clip with sottod's defaults (unpaced), joining the
+/// utterances' text; returns the corpus WER and prints a table.
+fn corpus_wer(clips: &[Clip]) -> f64 {
+    let (mut errors, mut words) = (0, 0);
+    for clip in clips {
+        let path = testdata().join(&clip.file);
+        let run = run_sottod(
+            &[
+                "--input-file",
+                path.to_str().unwrap(),
+                "--no-pace",
+                "--json",
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(run.status.success(), "{}: {}", clip.file, run.stderr);
+        let hyp = normalize(&transcripts(&run.events()).join(" "));
+        let reference = normalize(&clip.reference);
+        let (e, n) = word_errors(&reference, &hyp);
+        println!(
+            "{:>5.1}%  {}  | {}",
+            100.0 * e as f64 / n as f64,
+            clip.file,
+            hyp
+        );
+        errors += e;
+        words += n;
+    }
+    errors as f64 / words as f64
+}
+
+#[test]
+fn wer_on_the_shared_speech_clips_is_at_most_5_percent() {
+    model_path();
+    let wer = corpus_wer(&manifest("speech"));
+    println!("speech WER {:.2} %", wer * 100.0);
+    assert!(wer <= 0.05, "speech WER {:.2} %", wer * 100.0);
+}
+
+#[test]
+fn wer_on_the_shared_noisy_clips_is_at_most_14_percent() {
+    model_path();
+    let wer = corpus_wer(&manifest("noisy"));
+    println!("noisy WER {:.2} %", wer * 100.0);
+    assert!(wer <= 0.14, "noisy WER {:.2} %", wer * 100.0);
+}
+
+#[test]
+fn no_shared_non_speech_clip_yields_a_transcript() {
+    model_path();
+    let clips = manifest("nonspeech");
+    assert_eq!(clips.len(), 17);
+    for clip in clips {
+        let path = testdata().join(&clip.file);
+        let run = run_sottod(
+            &[
+                "--input-file",
+                path.to_str().unwrap(),
+                "--no-pace",
+                "--json",
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(run.status.success(), "{}: {}", clip.file, run.stderr);
+        let events = run.events();
+        utterances(&events);
+        assert!(
+            transcripts(&events).is_empty(),
+            "{} gave {:?}",
+            clip.file,
+            transcripts(&events)
+        );
+    }
+}

@@ -1,0 +1,590 @@
+//! Test helpers: the daemon binary, generated speech, WAV files, a virtual
+//! microphone on a private PulseAudio server, and scoring.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn sottod() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sottod"));
+    c.env_remove("SOTTO_MODEL").env_remove("SOTTO_DEVICE");
+    c
+}
+
+/// The default model; the tests need it and say how to get it.
+pub fn model_path() -> PathBuf {
+    let p = project_root().join("models/ggml-tiny.en.bin");
+    assert!(
+        p.is_file(),
+        "the default model {} is missing: run `make model` (or models/fetch.sh) first",
+        p.display()
+    );
+    p
+}
+
+/// The shared test clips (../shared/testdata); required where a test uses them.
+pub fn testdata() -> PathBuf {
+    let p = project_root().join("../shared/testdata");
+    assert!(
+        p.join("manifest.tsv").is_file(),
+        "../shared/testdata is missing: these accuracy tests need the shared clips beside the project"
+    );
+    p
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sotto-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Mono f32 audio at a rate.
+#[derive(Clone)]
+pub struct Audio {
+    pub rate: u32,
+    pub samples: Vec<f32>,
+}
+
+pub fn read_wav(path: &Path) -> Audio {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    let ch = spec.channels as usize;
+    let raw: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>()
+                .map(|s| s.unwrap() as f32 * scale)
+                .collect()
+        }
+    };
+    let samples = raw
+        .chunks(ch)
+        .map(|f| f.iter().sum::<f32>() / ch as f32)
+        .collect();
+    Audio {
+        rate: spec.sample_rate,
+        samples,
+    }
+}
+
+pub fn write_wav(path: &Path, audio: &Audio) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: audio.rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in &audio.samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Speech from espeak-ng (default voice), at its own rate (22050 Hz).
+pub fn speak(text: &str) -> Audio {
+    let dir = scratch();
+    let path = dir.path().join("s.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng must be installed (scripts/install-deps.sh)");
+    assert!(status.success(), "espeak-ng failed");
+    read_wav(&path)
+}
+
+/// Converts with sox (`args` are the output options).
+pub fn sox(input: &Path, output: &Path, args: &[&str]) {
+    let status = Command::new("sox")
+        .arg(input)
+        .args(args)
+        .arg(output)
+        .status()
+        .expect("sox must be installed (scripts/install-deps.sh)");
+    assert!(status.success(), "sox failed");
+}
+
+/// First and last sample above a small level: where the voice really is.
+pub fn voiced_span(audio: &Audio) -> (usize, usize) {
+    let level = 0.02;
+    let first = audio
+        .samples
+        .iter()
+        .position(|s| s.abs() > level)
+        .unwrap_or(0);
+    let last = audio
+        .samples
+        .iter()
+        .rposition(|s| s.abs() > level)
+        .unwrap_or(0);
+    (first, last + 1)
+}
+
+/// A session built from pieces, remembering where each sentence's voice is.
+pub struct Session {
+    pub audio: Audio,
+    /// (text, start ms, end ms) from the start of the file.
+    pub truth: Vec<(String, u64, u64)>,
+}
+
+impl Session {
+    pub fn new(rate: u32) -> Self {
+        Session {
+            audio: Audio {
+                rate,
+                samples: Vec::new(),
+            },
+            truth: Vec::new(),
+        }
+    }
+    pub fn silence(&mut self, seconds: f32) -> &mut Self {
+        let n = (seconds * self.audio.rate as f32) as usize;
+        self.audio.samples.extend(std::iter::repeat_n(0.0, n));
+        self
+    }
+    pub fn say(&mut self, text: &str) -> &mut Self {
+        let speech = speak(text);
+        assert_eq!(
+            speech.rate, self.audio.rate,
+            "session rate must match espeak's"
+        );
+        let (a, b) = voiced_span(&speech);
+        let offset = self.audio.samples.len();
+        let ms = |i: usize| (i as u64 * 1000) / self.audio.rate as u64;
+        self.truth
+            .push((text.to_string(), ms(offset + a), ms(offset + b)));
+        self.audio.samples.extend_from_slice(&speech.samples);
+        self
+    }
+    pub fn write(&self, path: &Path) {
+        write_wav(path, &self.audio);
+    }
+}
+
+/// Espeak's output rate.
+pub const ESPEAK_RATE: u32 = 22_050;
+
+/// A finished run of sottod.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line {l:?} is not JSON: {e}"))
+            })
+            .collect()
+    }
+    /// The capture clock of the input file's first frame, from the info log.
+    pub fn file_origin_ms(&self) -> u64 {
+        let marker = "plays from capture clock ";
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.contains(marker))
+            .expect("origin log line");
+        let rest = &line[line.find(marker).unwrap() + marker.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+/// Waits for a child with a limit; kills it and fails the test past the limit.
+pub fn wait_output(mut child: Child, limit: Duration) -> Run {
+    let start = Instant::now();
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "process did not finish within {limit:?}; stderr: {}",
+                t_err.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Runs sottod to completion.
+pub fn run_sottod(args: &[&str], limit: Duration) -> Run {
+    let child = sottod()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sottod");
+    wait_output(child, limit)
+}
+
+/// Asserts the one-line error contract: non-zero exit, one line on stderr that
+/// contains `needle`, no panic, no backtrace.
+pub fn assert_clean_failure(run: &Run, needle: &str) {
+    assert!(
+        !run.status.success(),
+        "expected failure, got {:?}; stderr {}",
+        run.status,
+        run.stderr
+    );
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one line on stderr, got: {:?}",
+        run.stderr
+    );
+    assert!(
+        lines[0].contains(needle),
+        "stderr {:?} does not mention {needle:?}",
+        lines[0]
+    );
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("backtrace"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "", "nothing on stdout");
+}
+
+/// Utterance ids, start and end from a JSON event stream; checks the invariant
+/// (ids from 1, started → ended → transcript|dropped, each exactly once).
+pub fn utterances(events: &[Value]) -> Vec<(u64, u64, u64)> {
+    let mut out: Vec<(u64, u64, u64)> = Vec::new();
+    for e in events {
+        let id = e["id"].as_u64();
+        match e["event"].as_str().unwrap() {
+            "speech_started" => {
+                let id = id.unwrap();
+                assert_eq!(
+                    id,
+                    out.len() as u64 + 1,
+                    "ids increase by one from 1: {events:?}"
+                );
+                out.push((id, e["start_ms"].as_u64().unwrap(), 0));
+            }
+            "speech_ended" => {
+                let id = id.unwrap();
+                let u = out
+                    .iter_mut()
+                    .find(|u| u.0 == id)
+                    .expect("ended after started");
+                assert_eq!(u.2, 0, "ended twice");
+                u.2 = e["end_ms"].as_u64().unwrap();
+            }
+            _ => {}
+        }
+    }
+    for (id, _, end) in &out {
+        assert!(*end > 0, "utterance {id} never ended");
+        let finals = events
+            .iter()
+            .filter(|e| e["id"].as_u64() == Some(*id))
+            .filter(|e| matches!(e["event"].as_str(), Some("transcript" | "dropped")))
+            .count();
+        assert_eq!(
+            finals, 1,
+            "utterance {id} needs exactly one transcript or dropped"
+        );
+    }
+    out
+}
+
+pub fn transcripts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "transcript")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Whisper-style English normalisation, enough for these references: lower
+/// case, no punctuation, numbers as words, a few spellings unified.
+pub fn normalize(text: &str) -> String {
+    let lower = text.to_lowercase().replace(['-', '—'], " ");
+    let cleaned: String = lower
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' || c.is_whitespace() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let mut words = Vec::new();
+    for w in cleaned.split_whitespace() {
+        let w = w.trim_matches('\'');
+        if let Ok(n) = w.parse::<u64>() {
+            words.extend(number_words(n));
+        } else if !w.is_empty() {
+            words.push(match w {
+                "mr" => "mister".to_string(),
+                "mrs" => "missus".to_string(),
+                "ok" => "okay".to_string(),
+                other => other.to_string(),
+            });
+        }
+    }
+    words.join(" ")
+}
+
+fn number_words(n: u64) -> Vec<String> {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = [
+        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    fn below_100(n: u64) -> Vec<String> {
+        if n < 20 {
+            vec![ONES[n as usize].to_string()]
+        } else if n % 10 == 0 {
+            vec![TENS[(n / 10) as usize].to_string()]
+        } else {
+            vec![
+                TENS[(n / 10) as usize].to_string(),
+                ONES[(n % 10) as usize].to_string(),
+            ]
+        }
+    }
+    // Years as spoken ("1455" → "fourteen fifty five"); other numbers plainly.
+    if (1100..2000).contains(&n) && n % 100 != 0 {
+        let mut v = below_100(n / 100);
+        if n % 100 < 10 {
+            v.push("oh".into());
+        }
+        v.extend(below_100(n % 100));
+        return v;
+    }
+    if n < 100 {
+        return below_100(n);
+    }
+    if n < 1000 {
+        let mut v = vec![ONES[(n / 100) as usize].to_string(), "hundred".into()];
+        if n % 100 != 0 {
+            v.extend(below_100(n % 100));
+        }
+        return v;
+    }
+    vec![n.to_string()]
+}
+
+/// Word errors (substitutions + deletions + insertions) and reference length.
+pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let r: Vec<&str> = reference.split_whitespace().collect();
+    let h: Vec<&str> = hypothesis.split_whitespace().collect();
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for i in 1..=r.len() {
+        let mut cur = vec![i; h.len() + 1];
+        for j in 1..=h.len() {
+            let sub = prev[j - 1] + usize::from(r[i - 1] != h[j - 1]);
+            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
+        }
+        prev = cur;
+    }
+    (prev[h.len()], r.len())
+}
+
+/// A private PulseAudio server with a null sink whose monitor is the microphone
+/// (see TESTING.md). Stopped and cleaned up on drop.
+pub struct VirtualMic {
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl VirtualMic {
+    pub fn start() -> Self {
+        let dir = scratch();
+        let d = dir.path();
+        for sub in ["home", "runtime", "config"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let pa = d.join("default.pa");
+        std::fs::write(
+            &pa,
+            format!(
+                "load-module module-native-protocol-unix auth-anonymous=1 socket={}/native\n\
+                 load-module module-null-sink sink_name=vmic rate=48000 channels=1 norewinds=1\n\
+                 set-default-sink vmic\nset-default-source vmic.monitor\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new("pulseaudio");
+        cmd.args([
+            "--daemonize=no",
+            "--system=false",
+            "--exit-idle-time=-1",
+            "-n",
+            "-F",
+        ])
+        .arg(&pa)
+        .args([
+            "--use-pid-file=no",
+            "--realtime=no",
+            "--high-priority=no",
+            "--disable-shm=yes",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        Self::env_into(d, &mut cmd);
+        let child = cmd
+            .spawn()
+            .expect("pulseaudio must be installed (scripts/install-deps.sh)");
+        let mic = VirtualMic { dir, child };
+        let start = Instant::now();
+        loop {
+            let ok = mic
+                .command("pactl")
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if ok.map(|s| s.success()).unwrap_or(false) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "pulseaudio did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mic
+    }
+
+    fn env_into(d: &Path, cmd: &mut Command) {
+        cmd.env("HOME", d.join("home"))
+            .env("XDG_RUNTIME_DIR", d.join("runtime"))
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("PULSE_SERVER", format!("unix:{}/native", d.display()))
+            .env("PULSE_COOKIE", d.join("cookie"))
+            .env("PULSE_RUNTIME_PATH", d.join("runtime"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    }
+
+    /// A command that talks to this server.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        Self::env_into(self.dir.path(), &mut c);
+        c
+    }
+
+    /// sottod talking to this server.
+    pub fn sottod(&self) -> Command {
+        let mut c = sottod();
+        Self::env_into(self.dir.path(), &mut c);
+        c
+    }
+
+    /// Plays a file into the microphone; returns the wall clock when play began.
+    pub fn play(&self, wav: &Path) -> (u64, Child) {
+        let t = now_ms();
+        let child = self
+            .command("paplay")
+            .args(["-d", "vmic"])
+            .arg(wav)
+            .spawn()
+            .expect("paplay");
+        (t, child)
+    }
+}
+
+impl Drop for VirtualMic {
+    fn drop(&mut self) {
+        unsafe {
+            libc_kill(self.child.id() as i32, 15);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends a signal to a process.
+pub fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc_kill(child.id() as i32, sig);
+    }
+}

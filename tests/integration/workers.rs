@@ -1,0 +1,125 @@
+//! Every worker loop exits promptly when its input closes, with no input at all.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sotto::dsp::segmenter::SegmenterSettings;
+use sotto::dsp::Dsp;
+use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters};
+
+use crate::util::*;
+
+const PROMPT: Duration = Duration::from_secs(2);
+
+fn settings() -> SegmenterSettings {
+    SegmenterSettings {
+        vad_threshold: 0.5,
+        min_speech_ms: 320,
+        pre_roll_ms: 320,
+        silence_ms: 500,
+        max_utterance_ms: 20_000,
+    }
+}
+
+#[test]
+fn the_dsp_thread_exits_when_its_source_closes() {
+    let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
+    let (utt_tx, utt_rx) = crossbeam_channel::bounded(1);
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
+    let handle = Dsp {
+        settings: settings(),
+        streams: stream_rx,
+        utterances: utt_tx,
+        events: ev_tx,
+        counters: Default::default(),
+    }
+    .spawn();
+    let t = Instant::now();
+    drop(stream_tx);
+    handle.join().unwrap();
+    assert!(t.elapsed() < PROMPT, "dsp took {:?}", t.elapsed());
+    assert!(
+        utt_rx.recv().is_err(),
+        "and its utterance sender is dropped"
+    );
+}
+
+#[test]
+fn the_dsp_thread_exits_when_an_idle_ring_is_abandoned() {
+    let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
+    let (utt_tx, _utt_rx) = crossbeam_channel::bounded(1);
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
+    let handle = Dsp {
+        settings: settings(),
+        streams: stream_rx,
+        utterances: utt_tx,
+        events: ev_tx,
+        counters: Default::default(),
+    }
+    .spawn();
+    let (producer, consumer) = sotto::audio::capture::ring(48_000, 1.0);
+    stream_tx
+        .send(sotto::audio::CaptureStream {
+            consumer,
+            sample_rate: 48_000,
+            origin_ms: 0,
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    drop(producer);
+    drop(stream_tx);
+    handle.join().unwrap();
+    assert!(t.elapsed() < PROMPT, "dsp took {:?}", t.elapsed());
+}
+
+#[test]
+fn the_whisper_thread_exits_when_its_queue_closes() {
+    let decoder = Decoder::load(&model_path(), "en", 2).unwrap();
+    let (utt_tx, utt_rx) = crossbeam_channel::bounded(1);
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
+    let transcriber = Transcriber::spawn(
+        decoder,
+        utt_rx,
+        ev_tx,
+        5_000,
+        Arc::new(TranscriberCounters::default()),
+    );
+    let t = Instant::now();
+    drop(utt_tx);
+    transcriber.join();
+    assert!(
+        t.elapsed() < PROMPT,
+        "whisper thread took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn sottod_stops_on_sigterm_and_sigint_with_exit_zero() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("long.wav");
+    let mut s = Session::new(16_000);
+    s.silence(60.0);
+    s.write(&wav);
+    for sig in [15, 2] {
+        let child = sottod()
+            .args(["--input-file", wav.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let t = Instant::now();
+        signal(&child, sig);
+        let run = wait_output(child, Duration::from_secs(10));
+        assert!(
+            run.status.success(),
+            "signal {sig}: {:?} {}",
+            run.status,
+            run.stderr
+        );
+        assert!(t.elapsed() < PROMPT, "signal {sig}: took {:?}", t.elapsed());
+    }
+}
