@@ -130,6 +130,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         utterances: utterance_tx,
         events: event_tx.clone(),
         counters: counters.dsp.clone(),
+        wait_when_full: matches!(config.input, Input::File { paced: false, .. }),
     }
     .spawn();
 

@@ -275,9 +275,44 @@ pub fn non_speech_text(text: &str) -> Option<String> {
     None
 }
 
-/// With a shortened `audio_ctx` Whisper sometimes writes a short utterance
-/// twice ("Go forward. Go forward."): when every sentence is the same, keep one.
+/// With a shortened `audio_ctx` Whisper sometimes writes a phrase again after
+/// itself ("fine in form it is of the first importance … fine in form …"). A run
+/// of four or more words repeated back to back is cut after its first copy; an
+/// utterance that is one sentence said twice keeps one.
 pub fn collapse_repeats(text: &str) -> String {
+    let text = cut_repeated_run(text);
+    collapse_repeated_sentences(&text)
+}
+
+/// Words are compared without case and punctuation.
+fn cut_repeated_run(text: &str) -> String {
+    const MIN_RUN: usize = 4;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keys: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect();
+    for end in MIN_RUN..=keys.len() {
+        // Does the run ending at `end` repeat right after itself, fully or to the end of the text?
+        for n in MIN_RUN..=end {
+            let run = &keys[end - n..end];
+            let rest = &keys[end..];
+            let repeats =
+                rest.len() >= MIN_RUN && rest.iter().zip(run.iter().cycle()).all(|(a, b)| a == b);
+            if repeats {
+                return words[..end].join(" ");
+            }
+        }
+    }
+    text.to_string()
+}
+
+fn collapse_repeated_sentences(text: &str) -> String {
     let sentences: Vec<&str> = text
         .split_inclusive(['.', '!', '?'])
         .map(str::trim)
@@ -532,6 +567,18 @@ mod tests {
         assert_eq!(collapse_repeats("Go. Stop."), "Go. Stop.");
         assert_eq!(collapse_repeats("No. No! No."), "No.");
         assert_eq!(collapse_repeats("turn on the lights"), "turn on the lights");
+        assert_eq!(
+            collapse_repeats("it is of the first importance that the letter used should be fine and form it is of the first importance that the letter used should be fine and"),
+            "it is of the first importance that the letter used should be fine and form"
+        );
+        assert_eq!(
+            collapse_repeats("It imitates a much freer hand, and therefore far pleasanter and easier to read and therefore far pleasanter and easier to read"),
+            "It imitates a much freer hand, and therefore far pleasanter and easier to read"
+        );
+        assert_eq!(
+            collapse_repeats("one two three four five six"),
+            "one two three four five six"
+        );
     }
 
     #[test]

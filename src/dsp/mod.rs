@@ -47,6 +47,10 @@ pub struct Dsp {
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
+    /// Wait for room in the utterance queue instead of dropping (`--no-pace`
+    /// file input: the file waits for the decoder, nothing is lost). Live
+    /// capture never waits: a full queue drops with `overload`.
+    pub wait_when_full: bool,
 }
 
 impl Dsp {
@@ -113,7 +117,14 @@ impl Dsp {
                     },
                 );
                 send_blocking(&self.events, Event::Hearing(false));
-                match self.utterances.try_send(utterance) {
+                let sent = if self.wait_when_full {
+                    self.utterances
+                        .send(utterance)
+                        .map_err(|e| TrySendError::Disconnected(e.into_inner()))
+                } else {
+                    self.utterances.try_send(utterance)
+                };
+                match sent {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => send_blocking(
                         &self.events,

@@ -32,6 +32,7 @@ fn the_dsp_thread_exits_when_its_source_closes() {
         utterances: utt_tx,
         events: ev_tx,
         counters: Default::default(),
+        wait_when_full: false,
     }
     .spawn();
     let t = Instant::now();
@@ -55,6 +56,7 @@ fn the_dsp_thread_exits_when_an_idle_ring_is_abandoned() {
         utterances: utt_tx,
         events: ev_tx,
         counters: Default::default(),
+        wait_when_full: false,
     }
     .spawn();
     let (producer, consumer) = sotto::audio::capture::ring(48_000, 1.0);
