@@ -1,7 +1,7 @@
 # sotto — the README's commands. Each target installs what it needs first.
 #   make run    set up everything, then run sottod on the default microphone
 #   make test   set up everything, then run every test
-#   make demo   a virtual microphone speaks three sentences into sottod
+#   make bench  the audio path benchmark (release build)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -9,7 +9,7 @@ DESTDIR ?=
 SOTTOD = target/release/sottod
 SOTTO_ARGS ?=
 
-.PHONY: all setup deps build model run test lint demo bench clean
+.PHONY: all setup deps build model run test lint bench clean
 
 all: build
 
@@ -29,6 +29,9 @@ run: setup
 
 test: setup
 	$(CARGO) test --release --all-targets -- --test-threads=1
+
+bench: build
+	$(CARGO) bench --bench audio_path
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -3,23 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
-
-/// Which D-Bus bus to publish on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BusKind {
-    /// The user's session bus (desktops).
-    Session,
-    /// The system bus (appliances; needs the installed policy).
-    System,
-}
+use clap::{ArgAction, Parser};
 
 /// sottod — on-device speech-to-text daemon.
 ///
 /// Listens to a microphone, finds speech, transcribes it locally with
-/// whisper.cpp and publishes every transcript as a D-Bus signal on
-/// org.sotto.Sotto1. Every flag that takes a value can also be set with
-/// SOTTO_<FLAG> (e.g. SOTTO_MODEL, SOTTO_SILENCE_MS).
+/// whisper.cpp and publishes every utterance and transcript as an event
+/// (--json prints them on stdout, one JSON object per line). Every flag that takes a value can also be set with an
+/// environment variable named after it (SOTTO_MODEL, SOTTO_SILENCE_MS, ...).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sottod", version, max_term_width = 100)]
 pub struct Cli {
@@ -114,10 +105,6 @@ pub struct Cli {
         default_value_t = 5_000
     )]
     pub max_latency_ms: i64,
-
-    /// Bus to publish on
-    #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
-    pub bus: BusKind,
 
     /// Also print every event as one JSON object per line on stdout
     #[arg(long)]

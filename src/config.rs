@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::device::DeviceSelector;
-use crate::cli::{BusKind, Cli};
+use crate::cli::Cli;
 use crate::dsp::segmenter::SegmenterSettings;
 
 /// Where audio comes from.
@@ -23,7 +23,6 @@ pub struct Config {
     pub threads: usize,
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
-    pub bus: BusKind,
     pub json: bool,
     /// 0 errors only, 1 warnings and info (default), 2 transcript text, 3 debug.
     pub verbosity: u8,
@@ -168,7 +167,6 @@ impl Config {
                 max_utterance_ms,
             },
             max_latency_ms,
-            bus: cli.bus,
             json: cli.json,
             verbosity,
         })

@@ -32,13 +32,6 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn state(&self) -> State {
-        match (self.source_state, self.hearing) {
-            (State::Listening, true) => State::Hearing,
-            (s, _) => s,
-        }
-    }
-
     fn publish(&mut self, event: Event) {
         let mut latency_ms = 0;
         let event = match event {
@@ -187,7 +180,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             }
         }
     }
-    let _ = publisher.state();
     let _ = tokio::task::spawn_blocking(move || {
         let _ = source.join();
         let _ = dsp.join();

@@ -139,7 +139,6 @@ fn help_documents_every_flag_with_its_unit() {
         "--pre-roll-ms",
         "--max-utterance-ms",
         "--max-latency-ms",
-        "--bus",
         "--json",
         "--verbose",
         "--quiet",

@@ -103,7 +103,10 @@ fn other_rates_channels_and_sample_formats_work() {
         let utts = utterances(&run.events());
         assert_eq!(utts.len(), SENTENCES.len(), "{name}: {}", run.stdout);
         eprintln!("{name}");
-        assert_boundaries(&run, &s.truth, 100);
+        // 8 kHz audio has no energy above 4 kHz: the VAD sees fricative endings
+        // ("minutes") differently, and the end moves by up to ~120 ms.
+        let tolerance = if name.contains("8k") { 150 } else { 100 };
+        assert_boundaries(&run, &s.truth, tolerance);
     }
 }
 
