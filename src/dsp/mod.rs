@@ -94,7 +94,7 @@ impl Dsp {
                 frontend.push(&block[..n], &mut |s| self.handle(s));
                 self.counters
                     .frames_analysed
-                    .store(frontend.frames_analysed, Ordering::Relaxed);
+                    .store(frontend.frames_analysed(), Ordering::Relaxed);
             }
             frontend.end_stream(&mut |s| self.handle(s));
         }
@@ -151,10 +151,22 @@ impl Dsp {
 pub struct Frontend {
     resampler: Resampler,
     framer: Framer,
+    scorer: FrameScorer,
+}
+
+/// VAD and segmenter: one 16 ms frame at a time.
+struct FrameScorer {
     vad: Vad,
     segmenter: Segmenter,
-    /// 16 ms frames scored since creation.
-    pub frames_analysed: u64,
+    frames_analysed: u64,
+}
+
+impl FrameScorer {
+    fn frame(&mut self, frame: &[f32; vad::FRAME_SAMPLES], out: &mut impl FnMut(Segment)) {
+        let score = self.vad.score(frame);
+        self.segmenter.push(frame, score, out);
+        self.frames_analysed += 1;
+    }
 }
 
 impl Frontend {
@@ -162,18 +174,25 @@ impl Frontend {
         Self {
             resampler: Resampler::new(resample::TARGET_RATE),
             framer: Framer::default(),
-            vad: Vad::new(),
-            segmenter: Segmenter::new(settings),
-            frames_analysed: 0,
+            scorer: FrameScorer {
+                vad: Vad::new(),
+                segmenter: Segmenter::new(settings),
+                frames_analysed: 0,
+            },
         }
+    }
+
+    /// 16 ms frames scored since creation.
+    pub fn frames_analysed(&self) -> u64 {
+        self.scorer.frames_analysed
     }
 
     /// Starts a stream at `sample_rate` whose first frame is at `origin_ms`.
     pub fn begin_stream(&mut self, sample_rate: u32, origin_ms: u64) {
         self.resampler = Resampler::new(sample_rate);
         self.framer = Framer::default();
-        self.vad.reset();
-        self.segmenter.begin_stream(origin_ms);
+        self.scorer.vad.reset();
+        self.scorer.segmenter.begin_stream(origin_ms);
     }
 
     /// Feeds mono samples at the stream's rate.
@@ -181,16 +200,10 @@ impl Frontend {
         let Self {
             resampler,
             framer,
-            vad,
-            segmenter,
-            frames_analysed,
+            scorer,
         } = self;
         resampler.push(samples, &mut |block| {
-            framer.push(block, &mut |frame| {
-                let score = vad.score(frame);
-                segmenter.push(frame, score, out);
-                *frames_analysed += 1;
-            })
+            framer.push(block, &mut |frame| scorer.frame(frame, out))
         });
     }
 
@@ -199,17 +212,10 @@ impl Frontend {
         let Self {
             resampler,
             framer,
-            vad,
-            segmenter,
-            frames_analysed,
+            scorer,
         } = self;
-        let mut on_frame = |frame: &[f32; vad::FRAME_SAMPLES]| {
-            let score = vad.score(frame);
-            segmenter.push(frame, score, out);
-            *frames_analysed += 1;
-        };
-        resampler.finish(&mut |block| framer.push(block, &mut on_frame));
-        framer.finish(&mut on_frame);
-        segmenter.finish(out);
+        resampler.finish(&mut |block| framer.push(block, &mut |frame| scorer.frame(frame, out)));
+        framer.finish(&mut |frame| scorer.frame(frame, out));
+        scorer.segmenter.finish(out);
     }
 }
