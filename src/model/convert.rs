@@ -694,3 +694,258 @@ pub fn to_ggml(
         bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ggml::check_model;
+
+    /// Writes a CTranslate2 `model.bin` with the given variables.
+    fn ct2_bytes(vars: &[(String, Vec<usize>, u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend_from_slice(&((s.len() + 1) as u16).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+            out.push(0);
+        };
+        out.extend_from_slice(&6u32.to_le_bytes());
+        string(&mut out, "WhisperSpec");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+        for (name, dims, dtype, data) in vars {
+            string(&mut out, name);
+            out.push(dims.len() as u8);
+            for d in dims {
+                out.extend_from_slice(&(*d as u32).to_le_bytes());
+            }
+            out.push(*dtype);
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        out.extend_from_slice(&1u32.to_le_bytes());
+        string(&mut out, "decoder/projection/weight");
+        string(&mut out, "decoder/embeddings/weight");
+        out
+    }
+
+    /// A small random Whisper in CTranslate2 layout: `layers` layers of width
+    /// `d`, with `n_vocab` tokens (51,864 English-only, more multilingual).
+    fn tiny_model(d: usize, layers: usize, n_vocab: usize) -> (Vec<u8>, Vec<String>) {
+        let mut seed = 1u32;
+        let mut f16s = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    f32_to_f16((seed >> 8) as f32 / (1 << 24) as f32 * 0.02 - 0.01).to_le_bytes()
+                })
+                .collect()
+        };
+        let mut vars: Vec<(String, Vec<usize>, u8, Vec<u8>)> = Vec::new();
+        let mut add =
+            |name: String, dims: Vec<usize>, data: Vec<u8>| vars.push((name, dims, 4, data));
+        let zeros = |n: usize| vec![0u8; n * 2];
+        add("encoder/conv1/weight".into(), vec![d, 80, 3], f16s(d * 240));
+        add("encoder/conv1/bias".into(), vec![d], f16s(d));
+        add(
+            "encoder/conv2/weight".into(),
+            vec![d, d, 3],
+            f16s(d * d * 3),
+        );
+        add("encoder/conv2/bias".into(), vec![d], f16s(d));
+        add(
+            "encoder/position_encodings/encodings".into(),
+            vec![1500, d],
+            f16s(1500 * d),
+        );
+        add(
+            "decoder/position_encodings/encodings".into(),
+            vec![448, d],
+            f16s(448 * d),
+        );
+        add(
+            "decoder/embeddings/weight".into(),
+            vec![n_vocab, d],
+            f16s(n_vocab * d),
+        );
+        for side in ["encoder", "decoder"] {
+            for norm in ["layer_norm/gamma", "layer_norm/beta"] {
+                add(format!("{side}/{norm}"), vec![d], f16s(d));
+            }
+            for l in 0..layers {
+                let p = format!("{side}/layer_{l}");
+                let mut qkv_bias = f16s(3 * d);
+                qkv_bias[2 * d..4 * d].fill(0); // the key bias is zero
+                add(
+                    format!("{p}/self_attention/linear_0/weight"),
+                    vec![3 * d, d],
+                    f16s(3 * d * d),
+                );
+                add(
+                    format!("{p}/self_attention/linear_0/bias"),
+                    vec![3 * d],
+                    qkv_bias,
+                );
+                add(
+                    format!("{p}/self_attention/linear_1/weight"),
+                    vec![d, d],
+                    f16s(d * d),
+                );
+                add(
+                    format!("{p}/self_attention/linear_1/bias"),
+                    vec![d],
+                    f16s(d),
+                );
+                add(
+                    format!("{p}/ffn/linear_0/weight"),
+                    vec![4 * d, d],
+                    f16s(4 * d * d),
+                );
+                add(format!("{p}/ffn/linear_0/bias"), vec![4 * d], f16s(4 * d));
+                add(
+                    format!("{p}/ffn/linear_1/weight"),
+                    vec![d, 4 * d],
+                    f16s(4 * d * d),
+                );
+                add(format!("{p}/ffn/linear_1/bias"), vec![d], f16s(d));
+                let mut norms = vec!["self_attention/layer_norm", "ffn/layer_norm"];
+                if side == "decoder" {
+                    norms.push("attention/layer_norm");
+                    let mut kv_bias = f16s(2 * d);
+                    kv_bias[..2 * d].fill(0);
+                    add(
+                        format!("{p}/attention/linear_0/weight"),
+                        vec![d, d],
+                        f16s(d * d),
+                    );
+                    add(format!("{p}/attention/linear_0/bias"), vec![d], f16s(d));
+                    add(
+                        format!("{p}/attention/linear_1/weight"),
+                        vec![2 * d, d],
+                        f16s(2 * d * d),
+                    );
+                    add(format!("{p}/attention/linear_1/bias"), vec![2 * d], kv_bias);
+                    add(
+                        format!("{p}/attention/linear_2/weight"),
+                        vec![d, d],
+                        f16s(d * d),
+                    );
+                    add(format!("{p}/attention/linear_2/bias"), vec![d], zeros(d));
+                }
+                for n in norms {
+                    add(format!("{p}/{n}/gamma"), vec![d], f16s(d));
+                    add(format!("{p}/{n}/beta"), vec![d], f16s(d));
+                }
+            }
+        }
+        vars.push((
+            "encoder/num_heads".into(),
+            vec![],
+            2,
+            2i16.to_le_bytes().to_vec(),
+        ));
+        vars.push((
+            "decoder/num_heads".into(),
+            vec![],
+            2,
+            2i16.to_le_bytes().to_vec(),
+        ));
+        let n_ordinary = if n_vocab > 51_864 { 50_257 } else { 50_256 };
+        let mut vocab: Vec<String> = (0..n_ordinary).map(|i| format!("t{i}")).collect();
+        vocab[0] = "Ġhello".into();
+        vocab.push("<|endoftext|>".into());
+        while vocab.len() < n_vocab {
+            vocab.push(format!("<|special{}|>", vocab.len()));
+        }
+        (ct2_bytes(&vars), vocab)
+    }
+
+    fn convert_tiny(n_vocab: usize) -> (tempfile::TempDir, Converted, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab) = tiny_model(64, 2, n_vocab);
+        std::fs::write(dir.path().join("model.bin"), model).unwrap();
+        std::fs::write(dir.path().join("vocabulary.txt"), vocab.join("\n")).unwrap();
+        let out = dir.path().join("out/ggml-test.bin");
+        let converted = convert_dir(dir.path(), &out).unwrap();
+        (dir, converted, out)
+    }
+
+    #[test]
+    fn an_english_only_model_converts_to_a_file_whisper_cpp_loads() {
+        whisper_rs::install_logging_hooks();
+        let (_dir, c, out) = convert_tiny(51_864);
+        assert!(!c.multilingual);
+        // 5 + 2 encoder.ln_post + 15 per encoder layer; 4 + 2 + 24 per decoder layer.
+        assert_eq!(c.n_tensors, 5 + 2 + 2 * 15 + 2 + 2 + 2 * 24);
+        let info = check_model(&out).unwrap();
+        assert_eq!(info.hparams.n_audio_layer, 2);
+        assert_eq!(info.hparams.n_text_state, 64);
+        assert_eq!(info.hparams.n_audio_head, 2);
+        assert!(!info.hparams.is_multilingual());
+        let ctx = whisper_rs::WhisperContext::new_with_params(&out, Default::default());
+        assert!(ctx.is_ok(), "whisper.cpp refused the converted file");
+    }
+
+    #[test]
+    fn a_multilingual_model_converts_too() {
+        whisper_rs::install_logging_hooks();
+        let (_dir, c, out) = convert_tiny(51_865);
+        assert!(c.multilingual);
+        let info = check_model(&out).unwrap();
+        assert!(info.hparams.is_multilingual());
+        let ctx = whisper_rs::WhisperContext::new_with_params(&out, Default::default()).unwrap();
+        assert!(ctx.is_multilingual());
+    }
+
+    #[test]
+    fn vocabulary_is_decoded_from_gpt2_bytes() {
+        let table = gpt2_unicode_to_byte();
+        assert_eq!(token_bytes("Ġhello", &table), b" hello");
+        assert_eq!(token_bytes("Ċ", &table), b"\n");
+        assert_eq!(token_bytes("Ã©", &table), "é".as_bytes());
+        assert_eq!(token_bytes("<|endoftext|>", &table), b"<|endoftext|>");
+    }
+
+    #[test]
+    fn half_precision_round_trips() {
+        for v in [
+            0.0f32,
+            1.0,
+            -2.5,
+            0.000_061_035_156,
+            65504.0,
+            1e-7,
+            -0.333_251_95,
+        ] {
+            let back = f16_to_f32(f32_to_f16(v));
+            assert!((back - v).abs() <= v.abs() * 1e-3 + 6e-8, "{v} → {back}");
+        }
+        assert!(f16_to_f32(f32_to_f16(f32::INFINITY)).is_infinite());
+    }
+
+    #[test]
+    fn malformed_models_are_errors_not_panics() {
+        let (model, _) = tiny_model(64, 1, 51_864);
+        let path = Path::new("model.bin");
+        for len in [0, 3, 10, 30, 100, 1000, model.len() / 2] {
+            assert!(parse_ct2(&model[..len], path).is_err(), "length {len}");
+        }
+        let mut bad = model.clone();
+        bad[0] = 99;
+        assert!(parse_ct2(&bad, path).is_err());
+    }
+
+    #[test]
+    fn a_nonzero_key_bias_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab) = tiny_model(64, 1, 51_864);
+        let mut parsed = parse_ct2(&model, Path::new("m")).unwrap();
+        let bias = parsed
+            .variables
+            .get_mut("encoder/layer_0/self_attention/linear_0/bias")
+            .unwrap();
+        bias.data[64 * 2] = 0x3c; // a key-bias element becomes non-zero
+        let vocab: Vec<&str> = vocab.iter().map(String::as_str).collect();
+        let err = to_ggml(&parsed, &vocab, Path::new("m"), &dir.path().join("o.bin")).unwrap_err();
+        assert!(err.to_string().contains("key bias is not zero"), "{err}");
+    }
+}
