@@ -12,5 +12,6 @@ pub mod dsp;
 pub mod event;
 pub mod logging;
 pub mod model;
+pub mod score;
 pub mod stats;
 pub mod transcribe;
