@@ -5,11 +5,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+pub use crate::bus::BusKind;
+
 /// sottod — on-device speech-to-text daemon.
 ///
 /// Listens to a microphone, finds speech, transcribes it locally with
-/// whisper.cpp and publishes every utterance and transcript as an event
-/// (--json prints them on stdout, one JSON object per line). Every flag that takes a value can also be set with an
+/// whisper.cpp and publishes every utterance and transcript as a D-Bus signal
+/// of org.sotto.Sotto1 (and, with --json, as one JSON object per line on
+/// stdout). Every flag that takes a value can also be set with an
 /// environment variable named after it (SOTTO_MODEL, SOTTO_SILENCE_MS, ...).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sottod", version, max_term_width = 100)]
@@ -105,6 +108,10 @@ pub struct Cli {
         default_value_t = 5_000
     )]
     pub max_latency_ms: i64,
+
+    /// Bus to publish on
+    #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
+    pub bus: BusKind,
 
     /// Also print every event as one JSON object per line on stdout
     #[arg(long)]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::device::DeviceSelector;
-use crate::cli::Cli;
+use crate::cli::{BusKind, Cli};
 use crate::dsp::segmenter::SegmenterSettings;
 
 /// Where audio comes from.
@@ -23,6 +23,7 @@ pub struct Config {
     pub threads: usize,
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
+    pub bus: BusKind,
     pub json: bool,
     /// 0 errors only, 1 warnings and info (default), 2 transcript text, 3 debug.
     pub verbosity: u8,
@@ -100,6 +101,11 @@ impl Config {
                 "--min-speech-ms ({min_speech_ms}) is greater than --max-utterance-ms ({max_utterance_ms}); no utterance could ever open: lower --min-speech-ms or raise --max-utterance-ms"
             )));
         }
+        if max_latency_ms <= silence_ms {
+            return Err(ConfigError(format!(
+                "--max-latency-ms ({max_latency_ms}) must be above --silence-ms ({silence_ms}): the end of speech is only known after the silence, so every transcript would miss its deadline; raise --max-latency-ms or lower --silence-ms"
+            )));
+        }
         if max_utterance_ms + pre_roll_ms > WHISPER_WINDOW_MS {
             return Err(ConfigError(format!(
                 "--max-utterance-ms ({max_utterance_ms}) plus --pre-roll-ms ({pre_roll_ms}) exceeds Whisper's {WHISPER_WINDOW_MS} ms window; lower one of them"
@@ -167,6 +173,7 @@ impl Config {
                 max_utterance_ms,
             },
             max_latency_ms,
+            bus: cli.bus,
             json: cli.json,
             verbosity,
         })

@@ -10,6 +10,7 @@ use crossbeam_channel::Sender;
 use crate::audio::device::DeviceSource;
 use crate::audio::wav::WavInput;
 use crate::audio::{now_ms, SourceCommand};
+use crate::bus::{BusRequest, Service};
 use crate::config::{Config, Input};
 use crate::dsp::Dsp;
 use crate::event::{DropReason, Event, State};
@@ -24,6 +25,7 @@ const UTTERANCE_QUEUE: usize = 4;
 
 /// The state the event loop publishes, and where it sends it.
 struct Publisher {
+    bus: Service,
     json: bool,
     max_latency_ms: u64,
     stats: Stats,
@@ -32,7 +34,15 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn publish(&mut self, event: Event) {
+    /// The published `State`: the source's, or `hearing` while an utterance is open.
+    fn state(&self) -> State {
+        match (self.source_state, self.hearing) {
+            (State::Listening, true) => State::Hearing,
+            (s, _) => s,
+        }
+    }
+
+    async fn publish(&mut self, event: Event) {
         let mut latency_ms = 0;
         let event = match event {
             Event::Transcript(t) => {
@@ -66,6 +76,13 @@ impl Publisher {
             Event::Error { kind, message } => log::warn!("{kind}: {message}"),
             _ => {}
         }
+        self.bus.publish(&event, latency_ms).await;
+        if matches!(event, Event::State(_) | Event::Hearing(_)) {
+            self.bus.set_state(self.state()).await;
+        }
+        if let Event::Device(name) = &event {
+            self.bus.set_device(name).await;
+        }
         if self.json {
             if let Some(value) = event.to_json(latency_ms) {
                 let mut out = std::io::stdout().lock();
@@ -88,6 +105,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             None
         }
     };
+
+    // The name next: a second instance must fail before it loads anything.
+    let (request_tx, mut request_rx) = tokio::sync::mpsc::channel(16);
+    let device_name = match &config.input {
+        Input::File { path, .. } => format!("file:{}", path.display()),
+        Input::Device(crate::audio::device::DeviceSelector::Named(n)) => n.clone(),
+        Input::Device(crate::audio::device::DeviceSelector::Default) => "default".to_string(),
+    };
+    let model_label = config.model.display().to_string();
+    let bus = Service::start(
+        config.bus,
+        device_name,
+        model_label,
+        config.language.clone(),
+        request_tx,
+    )
+    .await?;
 
     let (model, language, threads) = (
         config.model.clone(),
@@ -159,6 +193,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     drop(event_tx);
 
     let mut publisher = Publisher {
+        bus,
         json: config.json,
         max_latency_ms,
         stats: Stats::new(counters),
@@ -170,8 +205,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     loop {
         tokio::select! {
             event = event_rx.recv() => match event {
-                Some(event) => publisher.publish(event),
+                Some(event) => publisher.publish(event).await,
                 None => break,
+            },
+            Some(request) = request_rx.recv() => match request {
+                BusRequest::Pause => { let _ = command_tx.try_send(SourceCommand::Pause); }
+                BusRequest::Resume => { let _ = command_tx.try_send(SourceCommand::Resume); }
+                BusRequest::Stats(reply) => { let _ = reply.send(publisher.stats.snapshot()); }
             },
             () = &mut shutdown, if !stopping => {
                 stopping = true;

@@ -93,6 +93,8 @@ pub enum Event {
     State(State),
     /// An utterance is open (true) or closed (false): `State` `hearing` while listening.
     Hearing(bool),
+    /// The capture device that was opened (`host:id`): the `Device` property.
+    Device(String),
 }
 
 impl Event {
@@ -121,7 +123,7 @@ impl Event {
             Event::Error { kind, message } => {
                 json!({"event": "error", "kind": kind, "message": message})
             }
-            Event::State(_) | Event::Hearing(_) => return None,
+            Event::State(_) | Event::Hearing(_) | Event::Device(_) => return None,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! ends in one tokio event loop that publishes it. See ARCHITECTURE.md.
 
 pub mod audio;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod daemon;

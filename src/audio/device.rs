@@ -278,6 +278,7 @@ impl DeviceSource {
         let (stream, capture) = open_stream(&device, &name, &self.counters, &wake_tx)?;
         log::info!("capturing from {name} at {} Hz", capture.sample_rate);
         let _ = self.streams.send(capture);
+        send_blocking(&self.events, Event::Device(name));
         send_blocking(&self.events, Event::State(State::Listening));
         Ok(std::thread::Builder::new()
             .name("capture".into())
@@ -289,6 +290,7 @@ impl DeviceSource {
         let (name, device) = find_device(&self.selector).ok()?;
         let (stream, capture) = open_stream(&device, &name, &self.counters, wake).ok()?;
         let _ = self.streams.send(capture);
+        send_blocking(&self.events, Event::Device(name));
         Some(stream)
     }
 

@@ -139,6 +139,7 @@ fn help_documents_every_flag_with_its_unit() {
         "--pre-roll-ms",
         "--max-utterance-ms",
         "--max-latency-ms",
+        "--bus",
         "--json",
         "--verbose",
         "--quiet",
@@ -146,4 +147,12 @@ fn help_documents_every_flag_with_its_unit() {
         assert!(run.stdout.contains(flag), "--help lacks {flag}");
     }
     assert!(run.stdout.contains("[default: 500]") && run.stdout.contains("SOTTO_SILENCE_MS"));
+}
+
+#[test]
+fn a_latency_bound_below_the_silence() {
+    fails(
+        &["--max-latency-ms", "400", "--silence-ms", "500"],
+        "--max-latency-ms (400) must be above --silence-ms (500)",
+    );
 }

@@ -4,6 +4,7 @@
 mod util;
 
 mod bad_input;
+mod dbus;
 mod files;
 mod live_mic;
 mod models;

@@ -75,7 +75,8 @@ fn the_model_is_found_without_flags_and_sotto_model_overrides_it() {
         Duration::from_secs(30),
     );
     assert!(run.status.success(), "{}", run.stderr);
-    let out = sottod()
+    let bus = PrivateBus::start();
+    let out = sottod(&bus)
         .args(["--input-file", wav.to_str().unwrap(), "--no-pace"])
         .env("SOTTO_MODEL", "/nonexistent/from-env.bin")
         .output()

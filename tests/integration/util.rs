@@ -12,10 +12,80 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn sottod() -> Command {
+/// sottod on a private session bus.
+pub fn sottod(bus: &PrivateBus) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sottod"));
-    c.env_remove("SOTTO_MODEL").env_remove("SOTTO_DEVICE");
+    for var in [
+        "SOTTO_MODEL",
+        "SOTTO_DEVICE",
+        "SOTTO_BUS",
+        "SOTTO_INPUT_FILE",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
     c
+}
+
+/// A private dbus-daemon (session configuration), stopped on drop.
+pub struct PrivateBus {
+    _dir: tempfile::TempDir,
+    pid: i32,
+    pub address: String,
+}
+
+impl PrivateBus {
+    pub fn start() -> Self {
+        Self::with_config(&["--session"])
+    }
+
+    /// A bus from explicit dbus-daemon arguments (e.g. a config file).
+    pub fn with_config(args: &[&str]) -> Self {
+        let dir = scratch();
+        let mut cmd = Command::new("dbus-daemon");
+        cmd.args(args);
+        if args == ["--session"] {
+            cmd.arg(format!("--address=unix:path={}/bus", dir.path().display()));
+        }
+        let out = cmd
+            .args([
+                "--fork",
+                "--print-address=1",
+                "--print-pid=1",
+                "--nopidfile",
+            ])
+            .output()
+            .expect("dbus-daemon must be installed (scripts/install-deps.sh)");
+        assert!(
+            out.status.success(),
+            "dbus-daemon failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let address = lines.next().expect("bus address").trim().to_string();
+        let pid = lines.next().expect("bus pid").trim().parse().expect("pid");
+        PrivateBus {
+            _dir: dir,
+            pid,
+            address,
+        }
+    }
+
+    /// A client command (busctl, gdbus, sotto) on this bus.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+        c
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        unsafe {
+            libc_kill(self.pid, 15);
+        }
+    }
 }
 
 /// The default model; the tests need it and say how to get it.
@@ -253,9 +323,10 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Run {
     }
 }
 
-/// Runs sottod to completion.
+/// Runs sottod to completion on its own private bus.
 pub fn run_sottod(args: &[&str], limit: Duration) -> Run {
-    let child = sottod()
+    let bus = PrivateBus::start();
+    let child = sottod(&bus)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -356,6 +427,8 @@ pub use sotto::score::{normalize, word_errors};
 pub struct VirtualMic {
     pub dir: tempfile::TempDir,
     child: Child,
+    /// The bus sottod publishes on in these tests.
+    pub bus: PrivateBus,
 }
 
 impl VirtualMic {
@@ -397,7 +470,11 @@ impl VirtualMic {
         let child = cmd
             .spawn()
             .expect("pulseaudio must be installed (scripts/install-deps.sh)");
-        let mic = VirtualMic { dir, child };
+        let mic = VirtualMic {
+            dir,
+            child,
+            bus: PrivateBus::start(),
+        };
         let start = Instant::now();
         loop {
             let ok = mic
@@ -435,10 +512,11 @@ impl VirtualMic {
         c
     }
 
-    /// sottod talking to this server.
+    /// sottod talking to this server, on the mic's private bus.
     pub fn sottod(&self) -> Command {
-        let mut c = sottod();
+        let mut c = sottod(&self.bus);
         Self::env_into(self.dir.path(), &mut c);
+        c.env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address);
         c
     }
 

@@ -106,7 +106,8 @@ fn sottod_stops_on_sigterm_and_sigint_with_exit_zero() {
     s.silence(60.0);
     s.write(&wav);
     for sig in [15, 2] {
-        let child = sottod()
+        let bus = PrivateBus::start();
+        let child = sottod(&bus)
             .args(["--input-file", wav.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

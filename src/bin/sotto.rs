@@ -1,0 +1,70 @@
+//! `sotto`: the command-line client of a running sottod.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sotto::bus::{client, BusKind};
+
+/// Talk to a running sottod over D-Bus (org.sotto.Sotto1).
+#[derive(Parser)]
+#[command(name = "sotto", version)]
+struct Args {
+    /// Use the system bus instead of the session bus
+    #[arg(long, global = true)]
+    system: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print each transcript as a line as it arrives (--json: every event as JSON)
+    Listen {
+        /// Every event as one JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show state, device, model and statistics
+    Status,
+    /// Stop listening and release the microphone
+    Pause,
+    /// Start listening again
+    Resume,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => return sotto::cli::exit_for_clap_error(e, "sotto"),
+    };
+    let bus = if args.system {
+        BusKind::System
+    } else {
+        BusKind::Session
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sotto: error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Listen { json } => client::listen(bus, json).await,
+            Command::Status => client::status(bus).await.map(|s| print!("{s}")),
+            Command::Pause => client::pause(bus, true).await,
+            Command::Resume => client::pause(bus, false).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sotto: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The D-Bus service `org.sotto.Sotto1` — the only module that knows D-Bus types.
+//!
+//! [`Sotto1`] only holds property values and a sender: its methods forward a
+//! [`BusRequest`] to the event loop and wait for the answer; they never do work.
+//! The event loop owns the connection and is the only publisher of signals.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
+use zbus::object_server::{InterfaceRef, SignalEmitter};
+use zbus::{connection, interface, Connection};
+use zbus::{OwnedVariant, Variant};
+
+use crate::event::{Event, State};
+use crate::stats::Snapshot;
+
+/// Well-known name, object path and interface name (the contract in DESIGN.md).
+pub const NAME: &str = "org.sotto.Sotto1";
+pub const PATH: &str = "/org/sotto/Sotto1";
+
+/// Which bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusKind {
+    /// The user's session bus (desktops).
+    Session,
+    /// The system bus (appliances; needs the installed policy).
+    System,
+}
+
+impl BusKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusKind::Session => "session",
+            BusKind::System => "system",
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to the {bus} bus ({reason}); start a bus (e.g. run under dbus-run-session), or choose the other one with --bus")]
+    Connect { bus: &'static str, reason: String },
+    #[error("another sottod already owns {NAME} on the {bus} bus; stop it first (or use `sotto status` to talk to it)")]
+    NameTaken { bus: &'static str },
+    #[error("the {bus} bus refused {NAME} ({reason}); on the system bus install systemd/org.sotto.Sotto1.conf and run as the sotto user")]
+    Refused { bus: &'static str, reason: String },
+}
+
+/// What a method call asks of the event loop.
+#[derive(Debug)]
+pub enum BusRequest {
+    Pause,
+    Resume,
+    Stats(oneshot::Sender<Snapshot>),
+}
+
+/// The exported object: property values and the request sender.
+pub struct Sotto1 {
+    state: State,
+    device: String,
+    model: String,
+    language: String,
+    /// To the event loop, which holds the receiver.
+    requests: mpsc::Sender<BusRequest>,
+}
+
+fn unavailable() -> zbus::fdo::Error {
+    zbus::fdo::Error::Failed("sottod is shutting down; try again when it has restarted".into())
+}
+
+#[interface(name = "org.sotto.Sotto1")]
+impl Sotto1 {
+    /// Stops listening and releases the microphone.
+    async fn pause(&self) -> zbus::fdo::Result<()> {
+        self.requests
+            .send(BusRequest::Pause)
+            .await
+            .map_err(|_| unavailable())
+    }
+
+    /// Reopens the microphone after `Pause`.
+    async fn resume(&self) -> zbus::fdo::Result<()> {
+        self.requests
+            .send(BusRequest::Resume)
+            .await
+            .map_err(|_| unavailable())
+    }
+
+    /// Counters, latency percentiles, decode real-time factor and uptime.
+    #[zbus(out_args("stats"))]
+    async fn get_stats(&self) -> zbus::fdo::Result<HashMap<String, OwnedVariant>> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(BusRequest::Stats(tx))
+            .await
+            .map_err(|_| unavailable())?;
+        let s = rx.await.map_err(|_| unavailable())?;
+        let mut out = HashMap::new();
+        let mut put = |k: &str, v: Variant<'_>| {
+            out.insert(k.to_string(), v.try_to_owned().expect("plain values own"));
+        };
+        put("utterances", s.utterances.into());
+        put("transcripts", s.transcripts.into());
+        put("dropped_deadline", s.dropped_deadline.into());
+        put("dropped_overload", s.dropped_overload.into());
+        put("dropped_no_speech", s.dropped_no_speech.into());
+        put("dropped_shutdown", s.dropped_shutdown.into());
+        put("frames_captured", s.frames_captured.into());
+        put("frames_lost", s.frames_lost.into());
+        put("latency_p50_ms", s.latency_p50_ms.into());
+        put("latency_p95_ms", s.latency_p95_ms.into());
+        put("latency_max_ms", s.latency_max_ms.into());
+        put("decode_rtf", s.decode_rtf.into());
+        put("uptime_s", s.uptime_s.into());
+        Ok(out)
+    }
+
+    /// `listening`, `hearing`, `paused` or `no-device`.
+    #[zbus(property)]
+    async fn state(&self) -> String {
+        self.state.as_str().to_string()
+    }
+
+    /// The capture device (`host:id`), or `file:PATH` for `--input-file`.
+    #[zbus(property)]
+    async fn device(&self) -> String {
+        self.device.clone()
+    }
+
+    /// The model file's path.
+    #[zbus(property)]
+    async fn model(&self) -> String {
+        self.model.clone()
+    }
+
+    /// The spoken language code.
+    #[zbus(property)]
+    async fn language(&self) -> String {
+        self.language.clone()
+    }
+
+    #[zbus(signal)]
+    async fn speech_started(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        start_ms: u64,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn speech_ended(emitter: &SignalEmitter<'_>, id: u64, end_ms: u64) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    #[allow(clippy::too_many_arguments)]
+    async fn transcript(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        text: &str,
+        start_ms: u64,
+        end_ms: u64,
+        confidence: f64,
+        latency_ms: u32,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn dropped(emitter: &SignalEmitter<'_>, id: u64, reason: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn error(emitter: &SignalEmitter<'_>, kind: &str, message: &str) -> zbus::Result<()>;
+}
+
+/// The running service, held by the event loop.
+pub struct Service {
+    _connection: Connection,
+    iface: InterfaceRef<Sotto1>,
+}
+
+impl Service {
+    /// Connects, exports the object and takes the name (refusing to queue
+    /// behind another instance).
+    pub async fn start(
+        bus: BusKind,
+        device: String,
+        model: String,
+        language: String,
+        requests: mpsc::Sender<BusRequest>,
+    ) -> Result<Self, BusError> {
+        let name = bus.as_str();
+        let object = Sotto1 {
+            state: State::NoDevice,
+            device,
+            model,
+            language,
+            requests,
+        };
+        let builder = match bus {
+            BusKind::Session => connection::Builder::session(),
+            BusKind::System => connection::Builder::system(),
+        };
+        let connection =
+            builder
+                .serve_at(PATH, object)
+                .build()
+                .await
+                .map_err(|e| BusError::Connect {
+                    bus: name,
+                    reason: e.to_string(),
+                })?;
+        match connection
+            .request_name_with_flags(NAME, RequestNameFlags::DO_NOT_QUEUE)
+            .await
+        {
+            Ok(RequestNameReply::PrimaryOwner) | Ok(RequestNameReply::AlreadyOwner) => {}
+            Ok(_) | Err(zbus::Error::NameTaken) => return Err(BusError::NameTaken { bus: name }),
+            Err(e) => {
+                return Err(BusError::Refused {
+                    bus: name,
+                    reason: e.to_string(),
+                })
+            }
+        }
+        let iface = connection
+            .object_server()
+            .interface::<_, Sotto1>(PATH)
+            .await
+            .map_err(|e| BusError::Connect {
+                bus: name,
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            _connection: connection,
+            iface,
+        })
+    }
+
+    /// Emits the signal for an event (latency already stamped), or updates
+    /// `State`. Failures to send are logged, never fatal.
+    pub async fn publish(&self, event: &Event, latency_ms: u64) {
+        let e = self.iface.signal_emitter();
+        let result = match event {
+            Event::SpeechStarted { id, start_ms } => {
+                Sotto1::speech_started(e, *id, *start_ms).await
+            }
+            Event::SpeechEnded { id, end_ms } => Sotto1::speech_ended(e, *id, *end_ms).await,
+            Event::Transcript(t) => {
+                let latency = u32::try_from(latency_ms).unwrap_or(u32::MAX);
+                Sotto1::transcript(
+                    e,
+                    t.id,
+                    &t.text,
+                    t.start_ms,
+                    t.end_ms,
+                    t.confidence,
+                    latency,
+                )
+                .await
+            }
+            Event::Dropped { id, reason } => Sotto1::dropped(e, *id, reason.as_str()).await,
+            Event::Error { kind, message } => Sotto1::error(e, kind, message).await,
+            Event::State(_) | Event::Hearing(_) | Event::Device(_) => Ok(()),
+        };
+        if let Err(err) = result {
+            log::warn!("D-Bus signal not sent: {err}");
+        }
+    }
+
+    /// Sets the `Device` property and emits `PropertiesChanged` when it changes.
+    pub async fn set_device(&self, device: &str) {
+        let mut iface = self.iface.get_mut().await;
+        if iface.device != device {
+            iface.device = device.to_string();
+            if let Err(err) = iface.device_changed(self.iface.signal_emitter()).await {
+                log::warn!("D-Bus PropertiesChanged not sent: {err}");
+            }
+        }
+    }
+
+    /// Sets the `State` property and emits `PropertiesChanged` when it changes.
+    pub async fn set_state(&self, state: State) {
+        let mut iface = self.iface.get_mut().await;
+        if iface.state != state {
+            iface.state = state;
+            if let Err(err) = iface.state_changed(self.iface.signal_emitter()).await {
+                log::warn!("D-Bus PropertiesChanged not sent: {err}");
+            }
+        }
+    }
+}
+
+/// The client side, for the `sotto` command: the same names and signatures.
+pub mod client {
+    use std::collections::HashMap;
+
+    use futures_util::StreamExt;
+    use serde_json::json;
+    use zbus::message::Type as MessageType;
+    use zbus::{Connection, MatchRule, MessageStream, OwnedVariant};
+
+    use super::{BusKind, NAME, PATH};
+
+    /// Client errors, each one line.
+    #[derive(Debug, thiserror::Error)]
+    pub enum ClientError {
+        #[error("cannot connect to the {0} bus ({1}); is a bus running? (use --system for the system bus)")]
+        Connect(&'static str, String),
+        #[error("no sottod is running on the {0} bus; start it (sottod, or systemctl --user start sotto)")]
+        NotRunning(&'static str),
+        #[error("sottod refused: {0}")]
+        Call(String),
+    }
+
+    #[zbus::proxy(
+        interface = "org.sotto.Sotto1",
+        default_service = "org.sotto.Sotto1",
+        default_path = "/org/sotto/Sotto1"
+    )]
+    trait Sotto1 {
+        fn pause(&self) -> zbus::Result<()>;
+        fn resume(&self) -> zbus::Result<()>;
+        fn get_stats(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn device(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn model(&self) -> zbus::Result<String>;
+        #[zbus(property)]
+        fn language(&self) -> zbus::Result<String>;
+    }
+
+    /// Connects and checks that a daemon owns the name.
+    pub async fn connect(bus: BusKind) -> Result<Connection, ClientError> {
+        let name = bus.as_str();
+        let conn = match bus {
+            BusKind::Session => Connection::session().await,
+            BusKind::System => Connection::system().await,
+        }
+        .map_err(|e| ClientError::Connect(name, e.to_string()))?;
+        let dbus = zbus::fdo::DBusProxy::new(&conn)
+            .await
+            .map_err(|e| ClientError::Connect(name, e.to_string()))?;
+        let owned = dbus
+            .name_has_owner(NAME.try_into().expect("valid name"))
+            .await
+            .map_err(|e| ClientError::Connect(name, e.to_string()))?;
+        if !owned {
+            return Err(ClientError::NotRunning(name));
+        }
+        Ok(conn)
+    }
+
+    fn call_err(e: zbus::Error) -> ClientError {
+        match e {
+            zbus::Error::MethodError(_, Some(msg), _) => ClientError::Call(msg),
+            other => ClientError::Call(other.to_string()),
+        }
+    }
+
+    /// `Pause` (true) or `Resume` (false).
+    pub async fn pause(bus: BusKind, pause: bool) -> Result<(), ClientError> {
+        let conn = connect(bus).await?;
+        let proxy = Sotto1Proxy::new(&conn).await.map_err(call_err)?;
+        if pause {
+            proxy.pause().await
+        } else {
+            proxy.resume().await
+        }
+        .map_err(call_err)
+    }
+
+    /// State, device, model, language and every statistic, one per line.
+    pub async fn status(bus: BusKind) -> Result<String, ClientError> {
+        let conn = connect(bus).await?;
+        let proxy = Sotto1Proxy::new(&conn).await.map_err(call_err)?;
+        let mut out = String::new();
+        out.push_str(&format!(
+            "state: {}\n",
+            proxy.state().await.map_err(call_err)?
+        ));
+        out.push_str(&format!(
+            "device: {}\n",
+            proxy.device().await.map_err(call_err)?
+        ));
+        out.push_str(&format!(
+            "model: {}\n",
+            proxy.model().await.map_err(call_err)?
+        ));
+        out.push_str(&format!(
+            "language: {}\n",
+            proxy.language().await.map_err(call_err)?
+        ));
+        let stats = proxy.get_stats().await.map_err(call_err)?;
+        let mut keys: Vec<_> = stats.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            let v = &stats[&k];
+            let text = u64::try_from(v)
+                .map(|n| n.to_string())
+                .or_else(|_| f64::try_from(v).map(|f| format!("{f:.3}")))
+                .unwrap_or_else(|_| format!("{v:?}"));
+            out.push_str(&format!("{k}: {text}\n"));
+        }
+        Ok(out)
+    }
+
+    /// Prints every transcript as a line (or every event as JSON) until the
+    /// daemon goes away; then returns an error saying so.
+    pub async fn listen(bus: BusKind, as_json: bool) -> Result<(), ClientError> {
+        let conn = connect(bus).await?;
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(NAME)
+            .path(PATH)
+            .interface(NAME)
+            .build()
+            .map_err(call_err)?;
+        let queue = std::num::NonZeroUsize::new(256);
+        let mut stream = MessageStream::for_match_rule(rule, &conn, queue)
+            .await
+            .map_err(call_err)?;
+        let owner_rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender("org.freedesktop.DBus")
+            .member("NameOwnerChanged")
+            .add_arg(NAME)
+            .build()
+            .map_err(call_err)?;
+        let mut owner = MessageStream::for_match_rule(owner_rule, &conn, queue)
+            .await
+            .map_err(call_err)?;
+        loop {
+            tokio::select! {
+                Some(Ok(msg)) = stream.next() => {
+                    if let Some(line) = format_signal(&msg, as_json) {
+                        println!("{line}");
+                    }
+                }
+                Some(Ok(msg)) = owner.next() => {
+                    let (_, _, new): (String, String, String) = msg.body().deserialize().map_err(call_err)?;
+                    if new.is_empty() {
+                        return Err(ClientError::NotRunning(bus.as_str()));
+                    }
+                }
+                else => return Err(ClientError::NotRunning(bus.as_str())),
+            }
+        }
+    }
+
+    fn format_signal(msg: &zbus::Message, as_json: bool) -> Option<String> {
+        let header = msg.header();
+        let member = header.member()?.as_str().to_string();
+        let body = msg.body();
+        let value = match member.as_str() {
+            "SpeechStarted" => {
+                let (id, start_ms): (u64, u64) = body.deserialize().ok()?;
+                json!({"event": "speech_started", "id": id, "start_ms": start_ms})
+            }
+            "SpeechEnded" => {
+                let (id, end_ms): (u64, u64) = body.deserialize().ok()?;
+                json!({"event": "speech_ended", "id": id, "end_ms": end_ms})
+            }
+            "Transcript" => {
+                let (id, text, start_ms, end_ms, confidence, latency_ms): (
+                    u64,
+                    String,
+                    u64,
+                    u64,
+                    f64,
+                    u32,
+                ) = body.deserialize().ok()?;
+                if !as_json {
+                    return Some(text);
+                }
+                json!({"event": "transcript", "id": id, "text": text, "start_ms": start_ms, "end_ms": end_ms, "confidence": confidence, "latency_ms": latency_ms})
+            }
+            "Dropped" => {
+                let (id, reason): (u64, String) = body.deserialize().ok()?;
+                json!({"event": "dropped", "id": id, "reason": reason})
+            }
+            "Error" => {
+                let (kind, message): (String, String) = body.deserialize().ok()?;
+                if !as_json {
+                    return Some(format!("[{kind}] {message}"));
+                }
+                json!({"event": "error", "kind": kind, "message": message})
+            }
+            _ => return None,
+        };
+        as_json.then(|| value.to_string())
+    }
+}

@@ -1,0 +1,483 @@
+//! The D-Bus service on private buses, seen by real clients: `sotto listen`
+//! (zbus), `gdbus monitor`, `busctl`.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn sotto(bus: &PrivateBus) -> Command {
+    let mut c = bus.client(env!("CARGO_BIN_EXE_sotto"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// Waits until the daemon owns its name on `bus`.
+fn wait_for_name(bus: &PrivateBus) {
+    let start = Instant::now();
+    loop {
+        let ok = bus
+            .client("busctl")
+            .args(["--user", "status", "org.sotto.Sotto1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "sottod never took its name"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn busctl(bus: &PrivateBus, args: &[&str]) -> String {
+    let out = bus
+        .client("busctl")
+        .arg("--user")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "busctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn finish(mut child: Child) -> String {
+    signal(&child, 15);
+    let mut s = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    let _ = child.wait();
+    s
+}
+
+/// Speech with gaps and a stretch of noise, preceded by silence long enough
+/// for the clients to subscribe.
+fn session_wav(dir: &std::path::Path) -> (std::path::PathBuf, Session) {
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(3.0);
+    for text in ["turn on the kitchen lights", "what time is it"] {
+        s.say(text).silence(1.2);
+    }
+    // A stretch of hiss, low enough not to be speech.
+    let mut x: u32 = 7;
+    s.audio
+        .samples
+        .extend((0..ESPEAK_RATE as usize * 2).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as f32 / u32::MAX as f32 - 0.5) * 0.01
+        }));
+    s.silence(0.5).say("play some music").silence(1.5);
+    let wav = dir.join("session.wav");
+    s.write(&wav);
+    (wav, s)
+}
+
+#[test]
+fn signals_follow_the_invariant_and_reach_real_clients() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let (wav, s) = session_wav(dir.path());
+    let daemon = sottod(&bus)
+        .args([
+            "--input-file",
+            wav.to_str().unwrap(),
+            "--max-latency-ms",
+            "3000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_name(&bus);
+    let listen = sotto(&bus).args(["listen", "--json"]).spawn().unwrap();
+    let plain = sotto(&bus).arg("listen").spawn().unwrap();
+    let monitor = bus
+        .client("gdbus")
+        .args(["monitor", "--session", "--dest", "org.sotto.Sotto1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let run = wait_output(daemon, Duration::from_secs(60));
+    assert!(run.status.success(), "{}", run.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // sotto listen exits non-zero by itself when the daemon leaves.
+    let listened = wait_output(listen, Duration::from_secs(5));
+    assert!(!listened.status.success());
+    assert!(
+        listened.stderr.contains("no sottod is running"),
+        "{}",
+        listened.stderr
+    );
+    let events: Vec<Value> = listened.events();
+    let utts = utterances(&events);
+    assert_eq!(utts.len(), 3, "{}", listened.stdout);
+    let origin = run.file_origin_ms() as i64;
+    for ((_, start, end), (text, t_start, t_end)) in utts.iter().zip(&s.truth) {
+        assert!(
+            (*start as i64 - origin - *t_start as i64).abs() <= 150,
+            "{text}: start"
+        );
+        assert!(
+            (*end as i64 - origin - *t_end as i64).abs() <= 150,
+            "{text}: end"
+        );
+    }
+    let texts: Vec<String> = transcripts(&events).iter().map(|t| normalize(t)).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "turn on the kitchen lights",
+            "what time is it",
+            "play some music"
+        ]
+    );
+    for e in events.iter().filter(|e| e["event"] == "transcript") {
+        assert!(e["latency_ms"].as_u64().unwrap() <= 3000);
+    }
+    // The plain listener prints the transcripts, one per line.
+    let plain = wait_output(plain, Duration::from_secs(5));
+    let lines: Vec<String> = plain.stdout.lines().map(normalize).collect();
+    assert_eq!(lines, texts);
+
+    // gdbus saw the same signals.
+    let seen = finish(monitor);
+    let transcripts_seen = seen
+        .lines()
+        .filter(|l| l.contains("org.sotto.Sotto1.Transcript ("))
+        .count();
+    let started_seen = seen
+        .lines()
+        .filter(|l| l.contains("org.sotto.Sotto1.SpeechStarted ("))
+        .count();
+    assert_eq!((started_seen, transcripts_seen), (3, 3), "{seen}");
+    assert!(seen.contains("kitchen lights.'"), "{seen}");
+    assert!(seen.contains("{'State': <'hearing'>}"), "{seen}");
+}
+
+#[test]
+fn pause_resume_properties_and_stats_with_busctl() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(2.0)
+        .say("turn on the kitchen lights")
+        .silence(1.2)
+        .say("what time is it")
+        .silence(9.0);
+    s.write(&wav);
+    let daemon = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_name(&bus);
+    let path = "/org/sotto/Sotto1";
+    let get = |prop: &str| {
+        busctl(
+            &bus,
+            &[
+                "get-property",
+                "org.sotto.Sotto1",
+                path,
+                "org.sotto.Sotto1",
+                prop,
+            ],
+        )
+    };
+    // The model loads after the name is taken; the source opens after that.
+    let start = Instant::now();
+    while get("State") != "s \"listening\"" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never listening: {}",
+            get("State")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get("Language"), "s \"en\"");
+    assert!(
+        get("Device").contains("file:") && get("Device").contains("s.wav"),
+        "{}",
+        get("Device")
+    );
+    assert!(get("Model").contains("ggml-tiny.en.bin"));
+    busctl(
+        &bus,
+        &[
+            "call",
+            "org.sotto.Sotto1",
+            path,
+            "org.sotto.Sotto1",
+            "Pause",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get("State"), "s \"paused\"");
+    let status = sotto(&bus).arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).starts_with("state: paused"));
+    busctl(
+        &bus,
+        &[
+            "call",
+            "org.sotto.Sotto1",
+            path,
+            "org.sotto.Sotto1",
+            "Resume",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get("State"), "s \"listening\"");
+
+    // Stats in the closing silence match what was emitted.
+    std::thread::sleep(Duration::from_secs(8));
+    let stats = busctl(
+        &bus,
+        &[
+            "--json=short",
+            "call",
+            "org.sotto.Sotto1",
+            path,
+            "org.sotto.Sotto1",
+            "GetStats",
+        ],
+    );
+    let run = wait_output(daemon, Duration::from_secs(60));
+    let events = run.events();
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    let data = &stats["data"][0];
+    let n = |k: &str| {
+        data[k]["data"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {data}"))
+    };
+    assert_eq!(utterances(&events).len(), 2, "{}", run.stdout);
+    assert_eq!(n("utterances") as usize, utterances(&events).len());
+    assert_eq!(n("transcripts") as usize, transcripts(&events).len());
+    assert!(n("frames_captured") > 0);
+    assert_eq!(n("frames_lost"), 0);
+    assert!(n("latency_max_ms") >= n("latency_p50_ms"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_bus_fails_with_a_clear_message() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(20.0).write(&wav);
+    let mut first = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_name(&bus);
+    let second = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(second, Duration::from_secs(20));
+    signal(&first, 15);
+    assert_clean_failure(
+        &run,
+        "another sottod already owns org.sotto.Sotto1 on the session bus",
+    );
+}
+
+#[test]
+fn clients_fail_cleanly_when_no_daemon_runs() {
+    let bus = PrivateBus::start();
+    for args in [&["listen"][..], &["status"], &["pause"], &["resume"]] {
+        let child = sotto(&bus).args(args).spawn().unwrap();
+        let run = wait_output(child, Duration::from_secs(10));
+        assert_clean_failure(&run, "no sottod is running on the session bus");
+    }
+}
+
+#[test]
+fn no_bus_is_a_one_line_error() {
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    Session::new(16_000).silence(1.0).write(&wav);
+    let out = Command::new(env!("CARGO_BIN_EXE_sottod"))
+        .args(["--input-file", wav.to_str().unwrap()])
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/none", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    let run = Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    assert_clean_failure(&run, "cannot connect to the session bus");
+}
+
+#[test]
+fn overload_drops_every_utterance_at_its_deadline_and_publishes_nothing_late() {
+    model_path();
+    let dir = scratch();
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5);
+    for text in ["open the window", "close the door", "turn up the heat"] {
+        s.say(text).silence(1.0);
+    }
+    let wav = dir.path().join("s.wav");
+    s.write(&wav);
+    let run = run_sottod(
+        &[
+            "--input-file",
+            wav.to_str().unwrap(),
+            "--json",
+            "--silence-ms",
+            "300",
+            "--max-latency-ms",
+            "350",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    let utts = utterances(&events);
+    assert_eq!(utts.len(), 3);
+    assert!(transcripts(&events).is_empty(), "{}", run.stdout);
+    let deadline_drops = events
+        .iter()
+        .filter(|e| e["event"] == "dropped" && e["reason"] == "deadline")
+        .count();
+    assert_eq!(deadline_drops, 3, "{}", run.stdout);
+}
+
+#[test]
+fn the_interface_file_matches_the_live_introspection() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(10.0).write(&wav);
+    let mut daemon = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_name(&bus);
+    let out = bus
+        .client("gdbus")
+        .args([
+            "introspect",
+            "--session",
+            "--dest",
+            "org.sotto.Sotto1",
+            "--object-path",
+            "/org/sotto/Sotto1",
+            "--xml",
+        ])
+        .output()
+        .unwrap();
+    signal(&daemon, 15);
+    let _ = daemon.wait();
+    let live = String::from_utf8_lossy(&out.stdout).to_string();
+    let file = std::fs::read_to_string(project_root().join("src/org.sotto.Sotto1.xml")).unwrap();
+    let block = |xml: &str| -> String {
+        let start = xml
+            .find("<interface name=\"org.sotto.Sotto1\">")
+            .expect("interface in xml");
+        let end = start + xml[start..].find("</interface>").unwrap();
+        xml[start..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        block(&file),
+        block(&live),
+        "src/org.sotto.Sotto1.xml is out of date"
+    );
+}
+
+#[test]
+fn the_system_bus_works_with_a_system_like_daemon() {
+    model_path();
+    let dir = scratch();
+    let socket = dir.path().join("system_bus_socket");
+    let conf = dir.path().join("system.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let bus = PrivateBus::with_config(&[&format!("--config-file={}", conf.display())]);
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(2.0).say("turn off the fan").silence(1.5);
+    s.write(&wav);
+    let daemon = Command::new(env!("CARGO_BIN_EXE_sottod"))
+        .args(["--bus", "system", "--input-file", wav.to_str().unwrap()])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let listen = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["--system", "listen"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(daemon, Duration::from_secs(30));
+    assert!(run.status.success(), "{}", run.stderr);
+    let heard = wait_output(listen, Duration::from_secs(5));
+    assert_eq!(
+        heard.stdout.lines().map(normalize).collect::<Vec<_>>(),
+        vec!["turn off the fan"],
+        "{}",
+        heard.stderr
+    );
+}
