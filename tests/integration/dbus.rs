@@ -300,6 +300,7 @@ fn a_second_daemon_on_the_same_bus_fails_with_a_clear_message() {
         .unwrap();
     let run = wait_output(second, Duration::from_secs(20));
     signal(&first, 15);
+    let _ = first.wait();
     assert_clean_failure(
         &run,
         "another sottod already owns org.sotto.Sotto1 on the session bus",
