@@ -1,7 +1,8 @@
 # sotto — the README's commands. Each target installs what it needs first.
 #   make run    set up everything, then run sottod on the default microphone
 #   make test   set up everything, then run every test
-#   make bench  the audio path benchmark (release build)
+#   make demo   no microphone? a virtual one speaks three sentences into sottod
+#   make bench  the benchmarks (audio path, signal delivery, decode)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -9,7 +10,7 @@ DESTDIR ?=
 SOTTOD = target/release/sottod
 SOTTO_ARGS ?=
 
-.PHONY: all setup deps build model run test lint bench clean
+.PHONY: all setup deps build model run test lint demo bench clean
 
 all: build
 
@@ -28,10 +29,15 @@ run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
 test: setup
-	$(CARGO) test --release --all-targets -- --test-threads=1
+	$(CARGO) test --release --lib --bins --tests -- --test-threads=1
 
-bench: build
+demo: setup
+	./scripts/demo.sh
+
+bench: model
 	$(CARGO) bench --bench audio_path
+	$(CARGO) bench --bench bus_latency
+	$(CARGO) bench --bench decode
 
 lint:
 	$(CARGO) fmt --all -- --check

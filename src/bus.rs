@@ -6,14 +6,16 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
 
 use crate::event::{Event, State};
-use crate::stats::Snapshot;
+use crate::stats::Stats;
 
 /// Well-known name, object path and interface name (the contract in DESIGN.md).
 pub const NAME: &str = "org.sotto.Sotto1";
@@ -49,14 +51,15 @@ pub enum BusError {
 }
 
 /// What a method call asks of the event loop.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusRequest {
     Pause,
     Resume,
-    Stats(oneshot::Sender<Snapshot>),
 }
 
-/// The exported object: property values and the request sender.
+/// The exported object: property values, the request sender and the shared
+/// statistics. Its methods never wait for the event loop: zbus holds the
+/// object while a method runs, and the loop needs it to update properties.
 pub struct Sotto1 {
     state: State,
     device: String,
@@ -64,10 +67,12 @@ pub struct Sotto1 {
     language: String,
     /// To the event loop, which holds the receiver.
     requests: mpsc::Sender<BusRequest>,
+    /// Written by the event loop, read by `GetStats`; held only to copy.
+    stats: Arc<Mutex<Stats>>,
 }
 
-fn unavailable() -> zbus::fdo::Error {
-    zbus::fdo::Error::Failed("sottod is shutting down; try again when it has restarted".into())
+fn busy() -> zbus::fdo::Error {
+    zbus::fdo::Error::Failed("sottod is busy or shutting down; try again in a moment".into())
 }
 
 #[interface(name = "org.sotto.Sotto1")]
@@ -75,28 +80,21 @@ impl Sotto1 {
     /// Stops listening and releases the microphone.
     async fn pause(&self) -> zbus::fdo::Result<()> {
         self.requests
-            .send(BusRequest::Pause)
-            .await
-            .map_err(|_| unavailable())
+            .try_send(BusRequest::Pause)
+            .map_err(|_| busy())
     }
 
     /// Reopens the microphone after `Pause`.
     async fn resume(&self) -> zbus::fdo::Result<()> {
         self.requests
-            .send(BusRequest::Resume)
-            .await
-            .map_err(|_| unavailable())
+            .try_send(BusRequest::Resume)
+            .map_err(|_| busy())
     }
 
     /// Counters, latency percentiles, decode real-time factor and uptime.
     #[zbus(out_args("stats"))]
     async fn get_stats(&self) -> zbus::fdo::Result<HashMap<String, OwnedVariant>> {
-        let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(BusRequest::Stats(tx))
-            .await
-            .map_err(|_| unavailable())?;
-        let s = rx.await.map_err(|_| unavailable())?;
+        let s = self.stats.lock().map_err(|_| busy())?.snapshot();
         let mut out = HashMap::new();
         let mut put = |k: &str, v: Variant<'_>| {
             out.insert(k.to_string(), v.try_to_owned().expect("plain values own"));
@@ -185,6 +183,7 @@ impl Service {
         model: String,
         language: String,
         requests: mpsc::Sender<BusRequest>,
+        stats: Arc<Mutex<Stats>>,
     ) -> Result<Self, BusError> {
         let name = bus.as_str();
         let object = Sotto1 {
@@ -193,6 +192,7 @@ impl Service {
             model,
             language,
             requests,
+            stats,
         };
         let builder = match bus {
             BusKind::Session => connection::Builder::session(),

@@ -15,6 +15,14 @@ use crate::config::{Config, Input};
 use crate::dsp::Dsp;
 use crate::event::{DropReason, Event, State};
 use crate::stats::{SharedCounters, Stats};
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Locks the statistics; a panic elsewhere while holding them cannot leave
+/// them inconsistent (plain counters), so a poisoned lock is used as is.
+fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
+}
 use crate::transcribe::{Decoder, Transcriber};
 
 /// Events waiting for the event loop. Small: the loop only formats and sends.
@@ -28,7 +36,8 @@ struct Publisher {
     bus: Service,
     json: bool,
     max_latency_ms: u64,
-    stats: Stats,
+    /// Shared with `GetStats`; locked only to record or copy.
+    stats: Arc<Mutex<Stats>>,
     source_state: State,
     hearing: bool,
 }
@@ -58,7 +67,7 @@ impl Publisher {
                         reason: DropReason::Deadline,
                     }
                 } else {
-                    self.stats.record_transcript(latency_ms);
+                    lock(&self.stats).record_transcript(latency_ms);
                     log::info!(
                         "utterance {}: transcript, latency {latency_ms} ms, decode {} ms",
                         t.id,
@@ -70,7 +79,7 @@ impl Publisher {
             other => other,
         };
         match &event {
-            Event::Dropped { reason, .. } => self.stats.record_drop(*reason),
+            Event::Dropped { reason, .. } => lock(&self.stats).record_drop(*reason),
             Event::State(s) => self.source_state = *s,
             Event::Hearing(h) => self.hearing = *h,
             Event::Error { kind, message } => log::warn!("{kind}: {message}"),
@@ -114,12 +123,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Input::Device(crate::audio::device::DeviceSelector::Default) => "default".to_string(),
     };
     let model_label = config.model.display().to_string();
+    let counters = SharedCounters::default();
+    let stats = Arc::new(Mutex::new(Stats::new(counters.clone())));
     let bus = Service::start(
         config.bus,
         device_name,
         model_label,
         config.language.clone(),
         request_tx,
+        stats.clone(),
     )
     .await?;
 
@@ -137,7 +149,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.model.display()
     );
 
-    let counters = SharedCounters::default();
     let (event_tx, mut event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
     let (utterance_tx, utterance_rx) = crossbeam_channel::bounded(UTTERANCE_QUEUE);
     let (stream_tx, stream_rx) = crossbeam_channel::bounded(2);
@@ -196,7 +207,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         bus,
         json: config.json,
         max_latency_ms,
-        stats: Stats::new(counters),
+        stats,
         source_state: State::NoDevice,
         hearing: false,
     };
@@ -211,7 +222,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             Some(request) = request_rx.recv() => match request {
                 BusRequest::Pause => { let _ = command_tx.try_send(SourceCommand::Pause); }
                 BusRequest::Resume => { let _ = command_tx.try_send(SourceCommand::Resume); }
-                BusRequest::Stats(reply) => { let _ = reply.send(publisher.stats.snapshot()); }
             },
             () = &mut shutdown, if !stopping => {
                 stopping = true;
@@ -226,7 +236,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         transcriber.join();
     })
     .await;
-    let s = publisher.stats.snapshot();
+    let s = lock(&publisher.stats).snapshot();
     log::info!(
         "done: {} utterances, {} transcripts, {} dropped",
         s.utterances,

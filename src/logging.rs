@@ -9,9 +9,9 @@ struct StderrLogger;
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         // Other crates' chatter (whisper.cpp through whisper-rs, the PulseAudio
-        // client) only at trace; their warnings and errors always.
-        let ours = metadata.target().starts_with("sotto");
-        ours || metadata.level() <= Level::Warn || log::max_level() >= LevelFilter::Trace
+        // client, which reports every closed stream as an error) only at trace:
+        // sottod reports what matters itself, in its own words.
+        metadata.target().starts_with("sotto") || log::max_level() >= LevelFilter::Trace
     }
 
     fn log(&self, record: &Record) {

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     sotto::logging::init(config.verbosity);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // One worker: the event loop is one task; zbus's own tasks run beside it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("event-loop")
         .enable_all()
         .build()
     {
