@@ -46,3 +46,49 @@ lint:
 
 clean:
 	$(CARGO) clean
+
+# Installation. PREFIX and DESTDIR as usual; the D-Bus system policy goes to
+# SYSCONFDIR (the system bus does not read /usr/local).
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+DOCDIR ?= $(DATADIR)/doc/sotto
+SYSCONFDIR ?= /etc
+SYSTEMD_SYSTEM_DIR ?= $(PREFIX)/lib/systemd/system
+SYSTEMD_USER_DIR ?= $(PREFIX)/lib/systemd/user
+DBUS_POLICY_DIR ?= $(SYSCONFDIR)/dbus-1/system.d
+DBUS_SESSION_DIR ?= $(DATADIR)/dbus-1/services
+DBUS_INTERFACE_DIR ?= $(DATADIR)/dbus-1/interfaces
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+INSTALLED = \
+	$(BINDIR)/sottod $(BINDIR)/sotto $(BINDIR)/sotto-convert \
+	$(DATADIR)/sotto/models/ggml-tiny.en.bin \
+	$(SYSTEMD_SYSTEM_DIR)/sotto.service $(SYSTEMD_USER_DIR)/sotto.service \
+	$(DBUS_POLICY_DIR)/org.sotto.Sotto1.conf $(DBUS_SESSION_DIR)/org.sotto.Sotto1.service \
+	$(DBUS_INTERFACE_DIR)/org.sotto.Sotto1.xml $(DOCDIR)/README.md
+
+.PHONY: install install-files uninstall
+install: model install-files
+
+# The files only (binaries and model must be built): what the tests install.
+install-files:
+	install -Dm755 target/release/sottod $(DESTDIR)$(BINDIR)/sottod
+	install -Dm755 target/release/sotto $(DESTDIR)$(BINDIR)/sotto
+	install -Dm755 target/release/sotto-convert $(DESTDIR)$(BINDIR)/sotto-convert
+	install -Dm644 models/ggml-tiny.en.bin $(DESTDIR)$(DATADIR)/sotto/models/ggml-tiny.en.bin
+	install -d $(DESTDIR)$(SYSTEMD_SYSTEM_DIR) $(DESTDIR)$(SYSTEMD_USER_DIR) $(DESTDIR)$(DBUS_SESSION_DIR)
+	$(SUBST) systemd/sotto.system.service > $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/sotto.service
+	$(SUBST) systemd/sotto.user.service > $(DESTDIR)$(SYSTEMD_USER_DIR)/sotto.service
+	$(SUBST) systemd/org.sotto.Sotto1.service > $(DESTDIR)$(DBUS_SESSION_DIR)/org.sotto.Sotto1.service
+	install -Dm644 systemd/org.sotto.Sotto1.conf $(DESTDIR)$(DBUS_POLICY_DIR)/org.sotto.Sotto1.conf
+	install -Dm644 src/org.sotto.Sotto1.xml $(DESTDIR)$(DBUS_INTERFACE_DIR)/org.sotto.Sotto1.xml
+	install -Dm644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  getent group sotto >/dev/null || groupadd --system sotto; \
+	  getent passwd sotto >/dev/null || useradd --system --gid sotto --groups audio \
+	    --home-dir /nonexistent --shell /usr/sbin/nologin sotto; \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DATADIR)/sotto/models $(DESTDIR)$(DATADIR)/sotto $(DESTDIR)$(DOCDIR) 2>/dev/null

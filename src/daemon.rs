@@ -213,8 +213,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     tokio::pin!(shutdown);
     let mut stopping = false;
+    let notifier = crate::notify::Notifier::from_env();
+    let mut ready_sent = false;
+    // Kept alive from this loop: if the loop hangs, systemd restarts sottod.
+    let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
     loop {
+        if !ready_sent && publisher.source_state != State::NoDevice {
+            if let Some(n) = &notifier {
+                n.send("READY=1");
+            }
+            ready_sent = true;
+        }
         tokio::select! {
+            _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
+                if let Some(n) = &notifier {
+                    n.send("WATCHDOG=1");
+                }
+            },
             event = event_rx.recv() => match event {
                 Some(event) => publisher.publish(event).await,
                 None => break,

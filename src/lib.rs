@@ -13,6 +13,7 @@ pub mod dsp;
 pub mod event;
 pub mod logging;
 pub mod model;
+pub mod notify;
 pub mod score;
 pub mod stats;
 pub mod transcribe;

@@ -8,5 +8,6 @@ mod dbus;
 mod files;
 mod live_mic;
 mod models;
+mod service;
 mod transcription;
 mod workers;

@@ -1,0 +1,145 @@
+//! Running as a service: `make install` puts the expected files in place, and
+//! the installed units verify and score as hardened with systemd-analyze.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::*;
+
+const FILES: [&str; 10] = [
+    "etc/dbus-1/system.d/org.sotto.Sotto1.conf",
+    "usr/bin/sotto",
+    "usr/bin/sotto-convert",
+    "usr/bin/sottod",
+    "usr/lib/systemd/system/sotto.service",
+    "usr/lib/systemd/user/sotto.service",
+    "usr/share/dbus-1/interfaces/org.sotto.Sotto1.xml",
+    "usr/share/dbus-1/services/org.sotto.Sotto1.service",
+    "usr/share/doc/sotto/README.md",
+    "usr/share/sotto/models/ggml-tiny.en.bin",
+];
+
+fn make(args: &[&str]) {
+    let out = Command::new("make")
+        .current_dir(project_root())
+        .args(args)
+        .output()
+        .expect("make");
+    assert!(
+        out.status.success(),
+        "make {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn installed(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// An installed unit with its paths moved under DESTDIR, so systemd-analyze
+/// can check that ExecStart exists.
+fn relocated(root: &Path, unit: &str, to: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root.join(unit)).unwrap();
+    let text = text.replace("/usr/", &format!("{}/usr/", root.display()));
+    let dir = to.join(unit.rsplit('/').nth(1).unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sotto.service");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn analyze(args: &[&str], runtime: &Path) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("systemd-analyze (package systemd, scripts/install-deps.sh)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn exposure(text: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .expect("exposure line");
+    line.split(": ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn make_install_places_the_files_and_the_units_verify_hardened() {
+    model_path();
+    let dir = scratch();
+    let root = dir.path().join("root");
+    let destdir = format!("DESTDIR={}", root.display());
+    make(&["install-files", &destdir, "PREFIX=/usr"]);
+    let expected: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
+    assert_eq!(installed(&root), expected);
+
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let system = relocated(
+        &root,
+        "usr/lib/systemd/system/sotto.service",
+        &dir.path().join("verify"),
+    );
+    let user = relocated(
+        &root,
+        "usr/lib/systemd/user/sotto.service",
+        &dir.path().join("verify"),
+    );
+    let (ok, text) = analyze(&["verify", system.to_str().unwrap()], &runtime);
+    assert!(ok && text.trim().is_empty(), "system unit: {text}");
+    let (ok, text) = analyze(&["verify", "--user", user.to_str().unwrap()], &runtime);
+    assert!(ok && text.trim().is_empty(), "user unit: {text}");
+
+    let (_, text) = analyze(
+        &["security", "--offline=true", system.to_str().unwrap()],
+        &runtime,
+    );
+    let system_score = exposure(&text);
+    let (_, text) = analyze(
+        &[
+            "security",
+            "--offline=true",
+            "--user",
+            user.to_str().unwrap(),
+        ],
+        &runtime,
+    );
+    let user_score = exposure(&text);
+    println!("exposure: system unit {system_score}, user unit {user_score}");
+    assert!(system_score <= 1.5, "system unit exposure {system_score}");
+    assert!(user_score <= 3.0, "user unit exposure {user_score}");
+
+    make(&["uninstall", &destdir, "PREFIX=/usr"]);
+    assert_eq!(
+        installed(&root),
+        Vec::<String>::new(),
+        "uninstall removes every file"
+    );
+}
