@@ -8,6 +8,7 @@ mod dbus;
 mod files;
 mod live_mic;
 mod models;
+mod privacy;
 mod service;
 mod transcription;
 mod workers;
