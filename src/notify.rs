@@ -21,10 +21,12 @@ impl Notifier {
             None => SocketAddr::from_pathname(&path).ok()?,
         };
         let socket = UnixDatagram::unbound().ok()?;
+        // Never block the event loop on a reader that has stopped reading.
+        socket.set_nonblocking(true).ok()?;
         Some(Self { socket, address })
     }
 
-    /// Sends one notification; failures are logged once and otherwise ignored.
+    /// Sends one notification; failures are logged and otherwise ignored.
     pub fn send(&self, message: &str) {
         if let Err(e) = self.socket.send_to_addr(message.as_bytes(), &self.address) {
             log::warn!("systemd notification {message:?} not sent: {e}");

@@ -202,6 +202,19 @@ fn only_group_sotto_can_control_read_or_hear_the_daemon_on_the_system_bus() {
         ],
     );
     assert!(ok && text.starts_with("s \""), "member read State: {text}");
+    // Resume while listening changes nothing, but proves a member may call.
+    let (ok, text) = busctl_as(
+        &member,
+        &bus,
+        &[
+            "call",
+            "org.sotto.Sotto1",
+            path,
+            "org.sotto.Sotto1",
+            "Resume",
+        ],
+    );
+    assert!(ok, "member Resume: {text}");
 
     let run = wait_output(daemon, Duration::from_secs(30));
     assert!(run.status.success(), "{}", run.stderr);

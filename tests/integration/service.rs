@@ -143,3 +143,40 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
         "uninstall removes every file"
     );
 }
+
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_and_keeps_the_watchdog_alive() {
+    use std::os::unix::net::UnixDatagram;
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let socket_path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let wav = dir.path().join("s.wav");
+    Session::new(16_000).silence(3.0).write(&wav);
+    let child = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 256];
+    while messages
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 3
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    let run = wait_output(child, std::time::Duration::from_secs(20));
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(messages.contains(&"READY=1".to_string()), "{messages:?}");
+}
