@@ -500,8 +500,12 @@ pub fn to_ggml(
         Ok(())
     };
 
-    for l in 0..n_audio_layer {
-        let (c, o) = (format!("encoder/layer_{l}"), format!("encoder.blocks.{l}"));
+    // The parts every block has: self-attention (fused q;k;v split into three)
+    // and the feed-forward network, each with its layer norm.
+    let self_attention = |c: &str,
+                          o: &str,
+                          push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)|
+     -> Result<(), ConvertError> {
         split(
             &format!("{c}/self_attention/linear_0"),
             &[
@@ -509,33 +513,32 @@ pub fn to_ggml(
                 &format!("{o}.attn.key"),
                 &format!("{o}.attn.value"),
             ],
-            &mut push,
+            push,
         )?;
         linear(
             &format!("{c}/self_attention/linear_1"),
             &format!("{o}.attn.out"),
-            &mut push,
+            push,
         )?;
         norm(
             &format!("{c}/self_attention/layer_norm"),
             &format!("{o}.attn_ln"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_0"),
-            &format!("{o}.mlp.0"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_1"),
-            &format!("{o}.mlp.2"),
-            &mut push,
-        )?;
-        norm(
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{o}.mlp_ln"),
-            &mut push,
-        )?;
+            push,
+        )
+    };
+    let ffn = |c: &str,
+               o: &str,
+               push: &mut dyn FnMut(String, Vec<usize>, Vec<f32>, bool)|
+     -> Result<(), ConvertError> {
+        linear(&format!("{c}/ffn/linear_0"), &format!("{o}.mlp.0"), push)?;
+        linear(&format!("{c}/ffn/linear_1"), &format!("{o}.mlp.2"), push)?;
+        norm(&format!("{c}/ffn/layer_norm"), &format!("{o}.mlp_ln"), push)
+    };
+
+    for l in 0..n_audio_layer {
+        let (c, o) = (format!("encoder/layer_{l}"), format!("encoder.blocks.{l}"));
+        self_attention(&c, &o, &mut push)?;
+        ffn(&c, &o, &mut push)?;
     }
     norm("encoder/layer_norm", "encoder.ln_post", &mut push)?;
 
@@ -553,25 +556,7 @@ pub fn to_ggml(
     );
     for l in 0..n_text_layer {
         let (c, o) = (format!("decoder/layer_{l}"), format!("decoder.blocks.{l}"));
-        split(
-            &format!("{c}/self_attention/linear_0"),
-            &[
-                &format!("{o}.attn.query"),
-                &format!("{o}.attn.key"),
-                &format!("{o}.attn.value"),
-            ],
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{o}.attn.out"),
-            &mut push,
-        )?;
-        norm(
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{o}.attn_ln"),
-            &mut push,
-        )?;
+        self_attention(&c, &o, &mut push)?;
         linear(
             &format!("{c}/attention/linear_0"),
             &format!("{o}.cross_attn.query"),
@@ -595,21 +580,7 @@ pub fn to_ggml(
             &format!("{o}.cross_attn_ln"),
             &mut push,
         )?;
-        linear(
-            &format!("{c}/ffn/linear_0"),
-            &format!("{o}.mlp.0"),
-            &mut push,
-        )?;
-        linear(
-            &format!("{c}/ffn/linear_1"),
-            &format!("{o}.mlp.2"),
-            &mut push,
-        )?;
-        norm(
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{o}.mlp_ln"),
-            &mut push,
-        )?;
+        ffn(&c, &o, &mut push)?;
     }
     norm("decoder/layer_norm", "decoder.ln", &mut push)?;
 
