@@ -330,31 +330,27 @@ fn collapse_repeated_sentences(text: &str) -> String {
     text.to_string()
 }
 
-/// Is the text one of Whisper's stock phrases (ignoring case and punctuation)?
-pub fn is_stock_phrase(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
+/// The words of a text, lower case, with the punctuation around them removed.
+fn plain_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
         .map(|w| {
             w.trim_matches(|c: char| !c.is_alphanumeric())
                 .to_lowercase()
         })
         .filter(|w| !w.is_empty())
-        .collect();
-    let joined = words.join(" ");
+        .collect()
+}
+
+/// Is the text one of Whisper's stock phrases (ignoring case and punctuation)?
+pub fn is_stock_phrase(text: &str) -> bool {
+    let joined = plain_words(text).join(" ");
     STOCK_PHRASES.contains(&joined.as_str())
 }
 
 /// A decode stuck repeating itself: some n-gram (n ≤ 4) repeated back to back at
 /// least 4 times, covering most of the text.
 pub fn is_looping(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words = plain_words(text);
     for n in 1..=4 {
         let mut start = 0;
         while start + n <= words.len() {

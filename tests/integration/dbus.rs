@@ -38,6 +38,22 @@ fn wait_for_name(bus: &PrivateBus) {
     }
 }
 
+/// A daemon on `bus` reading `seconds` of silence (the file is `silence.wav`
+/// in the returned folder), once it owns its name.
+fn daemon_on_silence(bus: &PrivateBus, seconds: f32) -> (tempfile::TempDir, Child) {
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(seconds).write(&wav);
+    let daemon = sottod(bus)
+        .args(["--input-file", wav.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_name(bus);
+    (dir, daemon)
+}
+
 fn busctl(bus: &PrivateBus, args: &[&str]) -> String {
     let out = bus
         .client("busctl")
@@ -282,16 +298,8 @@ fn pause_resume_properties_and_stats_with_busctl() {
 fn a_second_daemon_on_the_same_bus_fails_with_a_clear_message() {
     model_path();
     let bus = PrivateBus::start();
-    let dir = scratch();
+    let (dir, mut first) = daemon_on_silence(&bus, 20.0);
     let wav = dir.path().join("silence.wav");
-    Session::new(16_000).silence(20.0).write(&wav);
-    let mut first = sottod(&bus)
-        .args(["--input-file", wav.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_name(&bus);
     let second = sottod(&bus)
         .args(["--input-file", wav.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -377,16 +385,7 @@ fn overload_drops_every_utterance_at_its_deadline_and_publishes_nothing_late() {
 fn the_interface_file_matches_the_live_introspection() {
     model_path();
     let bus = PrivateBus::start();
-    let dir = scratch();
-    let wav = dir.path().join("silence.wav");
-    Session::new(16_000).silence(10.0).write(&wav);
-    let mut daemon = sottod(&bus)
-        .args(["--input-file", wav.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_name(&bus);
+    let (_dir, mut daemon) = daemon_on_silence(&bus, 10.0);
     let out = bus
         .client("gdbus")
         .args([

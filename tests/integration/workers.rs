@@ -21,11 +21,17 @@ fn settings() -> SegmenterSettings {
     }
 }
 
-#[test]
-fn the_dsp_thread_exits_when_its_source_closes() {
+/// A dsp thread with no input yet: the stream sender, the utterance
+/// receiver, and its handle.
+fn spawn_dsp() -> (
+    crossbeam_channel::Sender<sotto::audio::CaptureStream>,
+    crossbeam_channel::Receiver<sotto::dsp::segmenter::Utterance>,
+    std::thread::JoinHandle<()>,
+) {
     let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
     let (utt_tx, utt_rx) = crossbeam_channel::bounded(1);
-    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
+    // The event receiver is dropped: a closed event channel is not an error.
+    let (ev_tx, _) = tokio::sync::mpsc::channel(16);
     let handle = Dsp {
         settings: settings(),
         streams: stream_rx,
@@ -35,6 +41,12 @@ fn the_dsp_thread_exits_when_its_source_closes() {
         wait_when_full: false,
     }
     .spawn();
+    (stream_tx, utt_rx, handle)
+}
+
+#[test]
+fn the_dsp_thread_exits_when_its_source_closes() {
+    let (stream_tx, utt_rx, handle) = spawn_dsp();
     let t = Instant::now();
     drop(stream_tx);
     handle.join().unwrap();
@@ -47,18 +59,7 @@ fn the_dsp_thread_exits_when_its_source_closes() {
 
 #[test]
 fn the_dsp_thread_exits_when_an_idle_ring_is_abandoned() {
-    let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
-    let (utt_tx, _utt_rx) = crossbeam_channel::bounded(1);
-    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
-    let handle = Dsp {
-        settings: settings(),
-        streams: stream_rx,
-        utterances: utt_tx,
-        events: ev_tx,
-        counters: Default::default(),
-        wait_when_full: false,
-    }
-    .spawn();
+    let (stream_tx, _utt_rx, handle) = spawn_dsp();
     let (producer, consumer) = sotto::audio::capture::ring(48_000, 1.0);
     stream_tx
         .send(sotto::audio::CaptureStream {
