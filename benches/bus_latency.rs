@@ -101,6 +101,7 @@ fn main() {
                 end_ms: 0,
                 confidence: 0.9,
                 decode_ms: 0,
+                timing: Default::default(),
             });
             service.publish(&event, 500).await;
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -61,13 +61,7 @@ fn timed(decoder: &mut Decoder, samples: &[f32], audio_ctx: i32, n: usize) -> (f
     for _ in 0..n {
         let t = Instant::now();
         let heard = decoder
-            .decode(
-                samples,
-                DecodeOptions {
-                    audio_ctx,
-                    deadline_ms: None,
-                },
-            )
+            .decode(samples, DecodeOptions::with_ctx(audio_ctx))
             .expect("decode");
         best = best.min(t.elapsed().as_secs_f64() * 1000.0);
         out = text(heard);

@@ -23,10 +23,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
     stats.lock().unwrap_or_else(|e| e.into_inner())
 }
-use crate::transcribe::{Decoder, Transcriber};
+use crate::transcribe::{
+    Decoder, ShutdownDeadline, SpeculationGate, Transcriber, TranscriberSetup,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Events waiting for the event loop. Small: the loop only formats and sends.
 const EVENT_QUEUE: usize = 256;
+/// After SIGTERM, an utterance still open or queued may finish decoding for
+/// this long; later it is dropped with reason `shutdown`.
+const SHUTDOWN_GRACE_MS: u64 = 1_200;
+/// After SIGTERM, the process exits within this even if a worker hangs.
+const SHUTDOWN_LIMIT_MS: u64 = 1_800;
 /// Utterances waiting for the decoder. A queue longer than this could not be
 /// decoded within any sensible latency bound; more are dropped as `overload`.
 const UTTERANCE_QUEUE: usize = 4;
@@ -109,10 +117,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Cheap checks first, so a typo fails before the model loads.
     let wav = match &config.input {
         Input::File { path, .. } => Some(WavInput::open(path)?),
-        Input::Device(selector) => {
+        Input::Device(selector @ crate::audio::device::DeviceSelector::Named(_)) => {
             crate::audio::device::find_device(selector)?;
             None
         }
+        // The default device may appear later; the source waits for it.
+        Input::Device(crate::audio::device::DeviceSelector::Default) => None,
     };
 
     // The name next: a second instance must fail before it loads anything.
@@ -155,17 +165,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (command_tx, command_rx) = crossbeam_channel::bounded::<SourceCommand>(8);
 
     let max_latency_ms = config.max_latency_ms;
-    let (tx, tc) = (event_tx.clone(), counters.transcriber.clone());
-    let transcriber = tokio::task::spawn_blocking(move || {
-        Transcriber::spawn(decoder, utterance_rx, tx, max_latency_ms, tc)
-    })
-    .await
-    .context("transcriber start")?;
+    let gate = SpeculationGate::default();
+    let shutdown_at = ShutdownDeadline::new(AtomicU64::new(u64::MAX));
+    let setup = TranscriberSetup {
+        jobs: utterance_rx,
+        events: event_tx.clone(),
+        max_latency_ms,
+        counters: counters.transcriber.clone(),
+        gate: gate.clone(),
+        shutdown: shutdown_at.clone(),
+    };
+    let transcriber = tokio::task::spawn_blocking(move || Transcriber::spawn(decoder, setup))
+        .await
+        .context("transcriber start")?;
 
     let dsp = Dsp {
         settings: config.segmenter,
         streams: stream_rx,
         utterances: utterance_tx,
+        gate,
         events: event_tx.clone(),
         counters: counters.dsp.clone(),
         wait_when_full: matches!(config.input, Input::File { paced: false, .. }),
@@ -213,6 +231,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     tokio::pin!(shutdown);
     let mut stopping = false;
+    let mut give_up: std::pin::Pin<Box<tokio::time::Sleep>> =
+        Box::pin(tokio::time::sleep(std::time::Duration::MAX));
     let notifier = crate::notify::Notifier::from_env();
     let mut ready_sent = false;
     // Kept alive from this loop: if the loop hangs, systemd restarts sottod.
@@ -241,7 +261,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             () = &mut shutdown, if !stopping => {
                 stopping = true;
                 log::info!("stopping");
+                // What is still open or queued gets this long to become a
+                // transcript; then it is dropped with reason `shutdown`.
+                shutdown_at.store(now_ms() + SHUTDOWN_GRACE_MS, Ordering::Relaxed);
                 stop_source(&command_tx);
+                give_up = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_LIMIT_MS)));
+            }
+            () = &mut give_up, if stopping => {
+                // A source that does not stop (a sound server that hangs up
+                // mid-call) must not keep the process alive.
+                log::warn!("workers did not stop within {SHUTDOWN_LIMIT_MS} ms; exiting without them");
+                return Ok(());
             }
         }
     }

@@ -67,6 +67,48 @@ pub struct Transcript {
     pub confidence: f64,
     /// Wall time the decode took.
     pub decode_ms: u64,
+    /// Where the time between the end of speech and the transcript went.
+    pub timing: Timing,
+}
+
+/// Wall-clock moments (Unix epoch ms) in a transcript's life, for the latency
+/// breakdown in `--json` output and the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// The segmenter closed the utterance: the end-of-speech silence was confirmed.
+    pub closed_ms: u64,
+    /// The decode that produced the text started.
+    pub decode_started_ms: u64,
+    /// The decode ended.
+    pub decode_ended_ms: u64,
+    /// The transcript was handed to the event loop.
+    pub ready_ms: u64,
+    /// The decode started during the silence, before the close.
+    pub speculative: bool,
+}
+
+impl Timing {
+    /// The breakdown of a transcript published `latency_ms` after its `end_ms`:
+    /// silence wait, queue wait, decode after the close, publish. The four add up
+    /// to the latency.
+    pub fn breakdown(&self, end_ms: u64, latency_ms: u64) -> serde_json::Value {
+        let silence = self.closed_ms.saturating_sub(end_ms);
+        let decode = self
+            .decode_ended_ms
+            .saturating_sub(self.decode_started_ms.max(self.closed_ms));
+        let queue = self
+            .ready_ms
+            .saturating_sub(self.closed_ms)
+            .saturating_sub(decode);
+        let publish = (end_ms + latency_ms).saturating_sub(self.ready_ms);
+        json!({
+            "silence_ms": silence,
+            "queue_ms": queue,
+            "decode_ms": decode,
+            "publish_ms": publish,
+            "speculative": self.speculative,
+        })
+    }
 }
 
 /// Everything the workers tell the event loop.
@@ -116,6 +158,8 @@ impl Event {
                 "end_ms": t.end_ms,
                 "confidence": t.confidence,
                 "latency_ms": latency_ms,
+                "decode_ms": t.decode_ms,
+                "timing": t.timing.breakdown(t.end_ms, latency_ms),
             }),
             Event::Dropped { id, reason } => {
                 json!({"event": "dropped", "id": id, "reason": reason.as_str()})

@@ -17,7 +17,7 @@ use whisper_rs::{
 use crate::audio::now_ms;
 use crate::dsp::resample::TARGET_RATE;
 use crate::dsp::segmenter::Utterance;
-use crate::event::{send_blocking, DropReason, Event, EventSender, Transcript};
+use crate::event::{send_blocking, DropReason, Event, EventSender, Timing, Transcript};
 use crate::model::ggml::{check_language, check_model, Hparams, ModelError};
 
 /// Encoder frames per second of audio: whisper.cpp's 1500 frames span 30 s.
@@ -79,19 +79,45 @@ pub enum Heard {
 /// Why a decode gave nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("aborted at the deadline")]
+    #[error("aborted (deadline, shutdown or cancelled)")]
     Aborted,
     #[error("whisper.cpp failed: {0}")]
     Whisper(String),
 }
 
 /// Decoding options for one call.
-#[derive(Debug, Clone, Copy)]
-pub struct DecodeOptions {
+#[derive(Clone, Copy)]
+pub struct DecodeOptions<'a> {
     /// Encoder context in frames; `FULL_AUDIO_CTX` is whisper.cpp's default behaviour.
     pub audio_ctx: i32,
     /// Abort when the wall clock (Unix ms) reaches this.
     pub deadline_ms: Option<u64>,
+    /// Abort as soon as this returns false (a speculative decode whose speech
+    /// resumed, a daemon shutting down). Called between whisper.cpp's steps.
+    pub keep_going: Option<&'a (dyn Fn() -> bool + Sync)>,
+}
+
+impl DecodeOptions<'_> {
+    /// No deadline, no abort: whisper.cpp on `audio_ctx` frames of context.
+    pub fn with_ctx(audio_ctx: i32) -> Self {
+        Self {
+            audio_ctx,
+            deadline_ms: None,
+            keep_going: None,
+        }
+    }
+}
+
+/// What the abort callback reads; lives on `decode`'s stack for the call.
+struct AbortCheck<'a> {
+    deadline_ms: u64,
+    keep_going: Option<&'a (dyn Fn() -> bool + Sync)>,
+}
+
+impl AbortCheck<'_> {
+    fn should_abort(&self) -> bool {
+        now_ms() >= self.deadline_ms || self.keep_going.is_some_and(|f| !f())
+    }
 }
 
 /// One loaded model with its reusable state.
@@ -101,14 +127,13 @@ pub struct Decoder {
     hparams: Hparams,
     language: String,
     threads: usize,
-    /// Read by the abort callback; a stable heap address for whisper.cpp.
-    deadline_ms: Box<AtomicU64>,
 }
 
-unsafe extern "C" fn abort_at_deadline(user_data: *mut c_void) -> bool {
-    // SAFETY: user_data is `Decoder::deadline_ms`, boxed and alive for every decode.
-    let deadline = unsafe { &*(user_data as *const AtomicU64) };
-    now_ms() >= deadline.load(Ordering::Relaxed)
+unsafe extern "C" fn abort_check(user_data: *mut c_void) -> bool {
+    // SAFETY: user_data is the `AbortCheck` on `Decoder::decode`'s stack, alive
+    // for the whole whisper.cpp call that invokes this.
+    let check = unsafe { &*(user_data as *const AbortCheck<'_>) };
+    check.should_abort()
 }
 
 impl Decoder {
@@ -132,7 +157,6 @@ impl Decoder {
             hparams: info.hparams,
             language: language.to_string(),
             threads,
-            deadline_ms: Box::new(AtomicU64::new(u64::MAX)),
         })
     }
 
@@ -155,7 +179,7 @@ impl Decoder {
     pub fn decode(
         &mut self,
         samples: &[f32],
-        options: DecodeOptions,
+        options: DecodeOptions<'_>,
     ) -> Result<Heard, DecodeError> {
         let seconds = samples.len() as f64 / f64::from(TARGET_RATE);
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
@@ -176,18 +200,17 @@ impl Decoder {
         params.set_print_timestamps(false);
         params.set_audio_ctx(options.audio_ctx);
         params.set_max_tokens((8.0 + seconds * MAX_TOKENS_PER_SECOND).ceil() as i32);
-        self.deadline_ms
-            .store(options.deadline_ms.unwrap_or(u64::MAX), Ordering::Relaxed);
-        // SAFETY: the callback only reads the AtomicU64 behind the pointer, which
-        // lives as long as `self`, longer than this call.
+        let check = AbortCheck {
+            deadline_ms: options.deadline_ms.unwrap_or(u64::MAX),
+            keep_going: options.keep_going,
+        };
+        // SAFETY: the callback only reads `check`, which outlives `full` below.
         unsafe {
-            params.set_abort_callback(Some(abort_at_deadline));
-            params.set_abort_callback_user_data(
-                &*self.deadline_ms as *const AtomicU64 as *mut c_void,
-            );
+            params.set_abort_callback(Some(abort_check));
+            params.set_abort_callback_user_data(&check as *const AbortCheck<'_> as *mut c_void);
         }
         let result = self.state.full(params, samples);
-        if options.deadline_ms.is_some_and(|d| now_ms() >= d) {
+        if check.should_abort() {
             return Err(DecodeError::Aborted);
         }
         result.map_err(|e| DecodeError::Whisper(e.to_string()))?;
@@ -372,59 +395,88 @@ pub fn is_looping(text: &str) -> bool {
 /// Counters the transcriber keeps; read by the stats.
 #[derive(Debug, Default)]
 pub struct TranscriberCounters {
-    /// Total decode wall time, ms.
+    /// Total decode wall time, ms (speculative decodes included).
     pub decode_ms: AtomicU64,
-    /// Total audio decoded, ms.
+    /// Total audio of final utterances, ms.
     pub audio_ms: AtomicU64,
+    /// Speculative decodes started, and those whose text was published.
+    pub speculations: AtomicU64,
+    pub speculation_hits: AtomicU64,
 }
 
-/// Handle to the whisper thread. The thread ends when the utterance channel
-/// closes (the dsp thread dropped its sender) and the queue is drained.
+/// Work for the whisper thread, from the dsp thread.
+#[derive(Debug)]
+pub enum Job {
+    /// The audio an utterance will end with if the silence holds: decode it
+    /// now, during the silence, while [`SpeculationGate`] still names it.
+    Speculate(Utterance),
+    /// A closed utterance, closed at `closed_ms` (wall clock).
+    Final {
+        utterance: Utterance,
+        closed_ms: u64,
+    },
+}
+
+/// The id of the utterance whose tentative audio is still current (0 for
+/// none). The dsp thread sets it when it sends [`Job::Speculate`] and clears it
+/// when speech resumes; a speculative decode stops as soon as it changes.
+pub type SpeculationGate = Arc<AtomicU64>;
+
+/// Wall-clock time (Unix ms) from which the whisper thread gives up: set when the
+/// daemon stops, so an utterance still open or queued at SIGTERM ends as
+/// `Dropped(shutdown)` instead of holding the exit. `u64::MAX` while running.
+pub type ShutdownDeadline = Arc<AtomicU64>;
+
+/// Handle to the whisper thread. The thread ends when the job channel closes
+/// (the dsp thread dropped its sender) and the queue is drained.
 pub struct Transcriber {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The whisper thread's inputs and outputs.
+pub struct TranscriberSetup {
+    /// Jobs from the dsp thread, which holds the sender.
+    pub jobs: Receiver<Job>,
+    /// Transcripts and drops to the event loop.
+    pub events: EventSender,
+    pub max_latency_ms: u64,
+    pub counters: Arc<TranscriberCounters>,
+    pub gate: SpeculationGate,
+    pub shutdown: ShutdownDeadline,
+}
+
+/// A finished speculative decode, kept until its utterance closes.
+struct Speculation {
+    id: u64,
+    samples: usize,
+    heard: Heard,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
 struct TranscriberInternal {
     decoder: Decoder,
-    /// Utterances from the dsp thread, which holds the sender.
-    utterances: Receiver<Utterance>,
-    /// Transcripts and drops to the event loop.
-    events: EventSender,
-    max_latency_ms: u64,
-    counters: Arc<TranscriberCounters>,
+    setup: TranscriberSetup,
     /// Expected decode milliseconds per encoder frame of context; updated after
     /// every decode so the deadline check before decoding tracks the machine.
     ms_per_ctx_frame: f64,
+    speculation: Option<Speculation>,
 }
 
 impl Transcriber {
     /// Warms the decoder up (one short decode, so the first utterance is not
     /// paid for by lazy allocations) and starts the thread.
-    pub fn spawn(
-        mut decoder: Decoder,
-        utterances: Receiver<Utterance>,
-        events: EventSender,
-        max_latency_ms: u64,
-        counters: Arc<TranscriberCounters>,
-    ) -> Self {
+    pub fn spawn(mut decoder: Decoder, setup: TranscriberSetup) -> Self {
         let warmup = vec![0.0f32; TARGET_RATE as usize];
         let started = Instant::now();
-        let _ = decoder.decode(
-            &warmup,
-            DecodeOptions {
-                audio_ctx: AUDIO_CTX_FLOOR,
-                deadline_ms: None,
-            },
-        );
+        let _ = decoder.decode(&warmup, DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
         let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
         log::debug!("warm-up decode took {warm_ms:.0} ms");
         let internal = TranscriberInternal {
             decoder,
-            utterances,
-            events,
-            max_latency_ms,
-            counters,
+            setup,
             ms_per_ctx_frame: warm_ms / f64::from(AUDIO_CTX_FLOOR),
+            speculation: None,
         };
         let thread = std::thread::Builder::new()
             .name("whisper".into())
@@ -443,49 +495,169 @@ impl Transcriber {
     }
 }
 
+/// How an utterance's decode went.
+struct Outcome {
+    result: Result<Heard, DecodeError>,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
 impl TranscriberInternal {
     fn run(mut self) {
-        while let Ok(utterance) = self.utterances.recv() {
-            let event = self.transcribe(utterance);
-            send_blocking(&self.events, event);
+        while let Ok(job) = self.setup.jobs.recv() {
+            match job {
+                Job::Speculate(utterance) => self.speculate(utterance),
+                Job::Final {
+                    utterance,
+                    closed_ms,
+                } => {
+                    let event = self.transcribe(utterance, closed_ms);
+                    send_blocking(&self.setup.events, event);
+                }
+            }
         }
     }
 
-    fn transcribe(&mut self, utterance: Utterance) -> Event {
+    fn shutting_down(&self) -> bool {
+        now_ms() >= self.setup.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Decodes audio that may still grow. Skipped when anything else is queued
+    /// (that is newer: the utterance's close, or a later one) or when speech has
+    /// already resumed; stopped the moment speech resumes.
+    fn speculate(&mut self, utterance: Utterance) {
         let id = utterance.id;
-        let deadline =
-            utterance.end_ms + self.max_latency_ms - PUBLISH_MARGIN_MS.min(self.max_latency_ms);
-        let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
-        let expected_ms = (self.ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
-        if now_ms() + expected_ms > deadline {
-            log::info!("utterance {id}: dropped before decoding, {expected_ms} ms decode would miss the deadline");
-            return Event::Dropped {
-                id,
-                reason: DropReason::Deadline,
-            };
+        let gate = self.setup.gate.clone();
+        if gate.load(Ordering::Acquire) != id || !self.setup.jobs.is_empty() {
+            return;
         }
+        self.setup
+            .counters
+            .speculations
+            .fetch_add(1, Ordering::Relaxed);
+        let shutdown = self.setup.shutdown.clone();
+        let current = move || {
+            gate.load(Ordering::Acquire) == id && now_ms() < shutdown.load(Ordering::Relaxed)
+        };
+        let deadline = self.deadline(&utterance);
+        let outcome = self.decode(&utterance, deadline, &current);
+        self.speculation = match outcome.result {
+            Ok(heard) => Some(Speculation {
+                id,
+                samples: utterance.samples.len(),
+                heard,
+                started_ms: outcome.started_ms,
+                ended_ms: outcome.ended_ms,
+            }),
+            Err(_) => {
+                log::debug!("utterance {id}: speculative decode stopped");
+                None
+            }
+        };
+    }
+
+    fn deadline(&self, utterance: &Utterance) -> u64 {
+        let max = self.setup.max_latency_ms;
+        utterance.end_ms + max - PUBLISH_MARGIN_MS.min(max)
+    }
+
+    fn decode(
+        &mut self,
+        utterance: &Utterance,
+        deadline: u64,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Outcome {
+        let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
+        let started_ms = now_ms();
         let started = Instant::now();
         let result = self.decoder.decode(
             &utterance.samples,
             DecodeOptions {
                 audio_ctx,
                 deadline_ms: Some(deadline),
+                keep_going: Some(keep_going),
             },
         );
         let decode_ms = started.elapsed().as_millis() as u64;
-        let audio_ms = utterance.samples.len() as u64 * 1000 / u64::from(TARGET_RATE);
-        self.counters
+        self.setup
+            .counters
             .decode_ms
             .fetch_add(decode_ms, Ordering::Relaxed);
-        self.counters
+        if result.is_ok() {
+            // Exponential average: recent decodes count most (load comes and goes).
+            let observed = decode_ms as f64 / f64::from(audio_ctx);
+            self.ms_per_ctx_frame = 0.7 * self.ms_per_ctx_frame + 0.3 * observed;
+        }
+        Outcome {
+            result,
+            started_ms,
+            ended_ms: started_ms + decode_ms,
+        }
+    }
+
+    fn transcribe(&mut self, utterance: Utterance, closed_ms: u64) -> Event {
+        let id = utterance.id;
+        let audio_ms = utterance.samples.len() as u64 * 1000 / u64::from(TARGET_RATE);
+        self.setup
+            .counters
             .audio_ms
             .fetch_add(audio_ms, Ordering::Relaxed);
-        // Exponential average: recent decodes count most (load comes and goes).
-        let observed = decode_ms as f64 / f64::from(audio_ctx);
-        self.ms_per_ctx_frame = 0.7 * self.ms_per_ctx_frame + 0.3 * observed;
-        match result {
+        let speculated = self
+            .speculation
+            .take()
+            .filter(|s| s.id == id && s.samples == utterance.samples.len());
+        let (outcome, speculative) = match speculated {
+            // The same samples (a tentative utterance is a prefix of the open
+            // buffer, so equal length means equal audio): the same text.
+            Some(s) => {
+                self.setup
+                    .counters
+                    .speculation_hits
+                    .fetch_add(1, Ordering::Relaxed);
+                let outcome = Outcome {
+                    result: Ok(s.heard),
+                    started_ms: s.started_ms,
+                    ended_ms: s.ended_ms,
+                };
+                (outcome, true)
+            }
+            None => {
+                let deadline = self.deadline(&utterance);
+                let shutdown = self.setup.shutdown.load(Ordering::Relaxed);
+                let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
+                let expected_ms = (self.ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
+                let now = now_ms();
+                if now + expected_ms > shutdown {
+                    log::info!("utterance {id}: dropped, sottod is stopping");
+                    return Event::Dropped {
+                        id,
+                        reason: DropReason::Shutdown,
+                    };
+                }
+                if now + expected_ms > deadline {
+                    log::info!("utterance {id}: dropped before decoding, {expected_ms} ms decode would miss the deadline");
+                    return Event::Dropped {
+                        id,
+                        reason: DropReason::Deadline,
+                    };
+                }
+                let shutdown = self.setup.shutdown.clone();
+                let running = move || now_ms() < shutdown.load(Ordering::Relaxed);
+                (self.decode(&utterance, deadline, &running), false)
+            }
+        };
+        let decode_ms = outcome.ended_ms - outcome.started_ms;
+        match outcome.result {
             Ok(Heard::Text { text, confidence }) => {
-                log::info!("utterance {id}: {} chars in {decode_ms} ms", text.len());
+                log::info!(
+                    "utterance {id}: {} chars in {decode_ms} ms{}",
+                    text.len(),
+                    if speculative {
+                        ", decoded during the silence"
+                    } else {
+                        ""
+                    }
+                );
                 log::debug!("utterance {id}: {text:?}");
                 Event::Transcript(Transcript {
                     id,
@@ -494,6 +666,13 @@ impl TranscriberInternal {
                     end_ms: utterance.end_ms,
                     confidence,
                     decode_ms,
+                    timing: Timing {
+                        closed_ms,
+                        decode_started_ms: outcome.started_ms,
+                        decode_ended_ms: outcome.ended_ms,
+                        ready_ms: now_ms(),
+                        speculative,
+                    },
                 })
             }
             Ok(Heard::NoSpeech { why }) => {
@@ -501,6 +680,15 @@ impl TranscriberInternal {
                 Event::Dropped {
                     id,
                     reason: DropReason::NoSpeech,
+                }
+            }
+            Err(DecodeError::Aborted) if self.shutting_down() => {
+                log::info!(
+                    "utterance {id}: decode stopped after {decode_ms} ms, sottod is stopping"
+                );
+                Event::Dropped {
+                    id,
+                    reason: DropReason::Shutdown,
                 }
             }
             Err(DecodeError::Aborted) => {

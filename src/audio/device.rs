@@ -86,6 +86,47 @@ fn with_stderr_silenced<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// alsa-lib's thread-local error handler: receives what alsa-lib would print
+/// on stderr from this thread (`ALSA lib pcm.c:…` lines on every failed
+/// open). Declared here because cpal links libasound but does not expose it.
+type AlsaLocalErrorHandler = unsafe extern "C" fn(
+    file: *const libc::c_char,
+    line: libc::c_int,
+    function: *const libc::c_char,
+    err: libc::c_int,
+    fmt: *const libc::c_char,
+    args: *mut libc::c_void,
+);
+
+#[link(name = "asound")]
+extern "C" {
+    fn snd_lib_error_set_local(
+        handler: Option<AlsaLocalErrorHandler>,
+    ) -> Option<AlsaLocalErrorHandler>;
+}
+
+unsafe extern "C" fn ignore_alsa_error(
+    _file: *const libc::c_char,
+    _line: libc::c_int,
+    _function: *const libc::c_char,
+    _err: libc::c_int,
+    _fmt: *const libc::c_char,
+    _args: *mut libc::c_void,
+) {
+}
+
+/// Keeps alsa-lib's messages about failed opens off stderr for the calling
+/// thread. A daemon retrying a lost device every few seconds would otherwise
+/// print a dozen lines per attempt; the failure itself is reported once, as an
+/// event. Unlike [`with_stderr_silenced`] this touches no other thread's output.
+pub fn quiet_alsa_on_this_thread() {
+    // SAFETY: sets a thread-local function pointer inside alsa-lib; the handler
+    // ignores its arguments.
+    unsafe {
+        snd_lib_error_set_local(Some(ignore_alsa_error));
+    }
+}
+
 /// Every input device of every available host (PulseAudio first when its server
 /// is reachable, then ALSA), with its default configuration.
 pub fn list_devices() -> Vec<(DeviceInfo, cpal::Device)> {
@@ -270,19 +311,44 @@ pub struct DeviceSource {
 }
 
 impl DeviceSource {
-    /// Opens the device once (errors are the caller's: a typo must not look like a
-    /// silent daemon), then runs the supervisor on its own thread.
+    /// Opens the device, then runs the supervisor on its own thread. A named
+    /// device that cannot be found or opened is the caller's error (a typo must
+    /// not look like a silent daemon). The default device may be missing at
+    /// start (a service started before the session's sound server): then the
+    /// supervisor starts in `no-device` and attaches when a default source
+    /// appears.
     pub fn spawn(self) -> Result<JoinHandle<()>, DeviceError> {
+        quiet_alsa_on_this_thread();
         let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
-        let (name, device) = find_device(&self.selector)?;
-        let (stream, capture) = open_stream(&device, &name, &self.counters, &wake_tx)?;
-        log::info!("capturing from {name} at {} Hz", capture.sample_rate);
-        let _ = self.streams.send(capture);
-        send_blocking(&self.events, Event::Device(name));
-        send_blocking(&self.events, Event::State(State::Listening));
+        let first = find_device(&self.selector).and_then(|(name, device)| {
+            let (stream, capture) = open_stream(&device, &name, &self.counters, &wake_tx)?;
+            Ok((name, stream, capture))
+        });
+        let stream = match (first, &self.selector) {
+            (Ok((name, stream, capture)), _) => {
+                log::info!("capturing from {name} at {} Hz", capture.sample_rate);
+                let _ = self.streams.send(capture);
+                send_blocking(&self.events, Event::Device(name));
+                send_blocking(&self.events, Event::State(State::Listening));
+                Some(stream)
+            }
+            (Err(e), DeviceSelector::Named(_)) => return Err(e),
+            (Err(e), DeviceSelector::Default) => {
+                log::warn!("{e}");
+                send_blocking(
+                    &self.events,
+                    Event::Error {
+                        kind: "no-device".into(),
+                        message: "no default input device yet; sottod waits and attaches when one appears".into(),
+                    },
+                );
+                send_blocking(&self.events, Event::State(State::NoDevice));
+                None
+            }
+        };
         Ok(std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || self.supervise(Some(stream), wake_tx, wake_rx))
+            .spawn(move || self.supervise(stream, wake_tx, wake_rx))
             .expect("spawn capture thread"))
     }
 
@@ -295,8 +361,9 @@ impl DeviceSource {
     }
 
     fn supervise(self, mut stream: Option<OpenStream>, wake_tx: Sender<()>, wake_rx: Receiver<()>) {
+        quiet_alsa_on_this_thread();
         let mut paused = false;
-        let mut lost = false;
+        let mut lost = stream.is_none();
         let mut attempt = 0usize;
         loop {
             let timeout = if lost && !paused {
@@ -342,7 +409,7 @@ impl DeviceSource {
                         if let Some(s) = self.reopen(&wake_tx) {
                             stream = Some(s);
                             lost = false;
-                            log::info!("capture device restored");
+                            log::info!("capture device restored after {attempt} attempts");
                             send_blocking(&self.events, Event::Error {
                                 kind: "device-restored".into(),
                                 message: "the capture device is back; listening again".into(),

@@ -125,6 +125,20 @@ impl WavInput {
         self.reader.duration() as f64 / self.sample_rate() as f64
     }
 
+    /// Reads every sample (interleaved, -1..1) on the calling thread: what the
+    /// player thread does, without the pacing. For checks and the fuzz tests.
+    pub fn read_all(mut self) -> Result<Vec<f32>, WavError> {
+        let n = self.reader.len() as usize;
+        let mut out = Vec::with_capacity(n.min(1 << 24));
+        SampleReader::new(&mut self.reader)
+            .read_into(n, &mut out)
+            .map_err(|e| WavError::NotWav {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(out)
+    }
+
     /// Plays the file on its own thread into a fresh ring, announced on `streams`.
     /// Paced: one 10 ms block per 10 ms of wall time; unpaced: as fast as the dsp
     /// thread reads (it waits when the ring is full, so nothing is lost). At the end

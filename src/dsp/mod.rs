@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::audio::CaptureStream;
+use crate::audio::{now_ms, CaptureStream};
 use crate::event::{send_blocking, DropReason, Event, EventSender};
+use crate::transcribe::{Job, SpeculationGate};
 use resample::Resampler;
-use segmenter::{Segment, Segmenter, SegmenterSettings, Utterance};
+use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
 
 /// How long the dsp thread sleeps when its ring is empty. Short enough to add at
@@ -41,9 +42,13 @@ pub struct Dsp {
     pub settings: SegmenterSettings,
     /// Capture rings, one per stream, from the source thread (which holds the sender).
     pub streams: Receiver<CaptureStream>,
-    /// Closed utterances to the transcriber, which holds the receiver. Bounded:
-    /// when it is full the utterance is dropped with reason `overload`.
-    pub utterances: Sender<Utterance>,
+    /// Closed and tentative utterances to the transcriber, which holds the
+    /// receiver. Bounded: when it is full a closed utterance is dropped with
+    /// reason `overload` (a tentative one is simply not speculated on).
+    pub utterances: Sender<Job>,
+    /// Names the utterance whose tentative audio is current; shared with the
+    /// transcriber.
+    pub gate: SpeculationGate,
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
@@ -107,22 +112,30 @@ impl Dsp {
                 send_blocking(&self.events, Event::SpeechStarted { id, start_ms });
                 send_blocking(&self.events, Event::Hearing(true));
             }
+            Segment::Tentative(utterance) => {
+                self.gate.store(utterance.id, Ordering::Release);
+                // Best effort: a busy transcriber has better things to do.
+                let _ = self.utterances.try_send(Job::Speculate(utterance));
+            }
+            Segment::Resumed { id } => {
+                let _ = self
+                    .gate
+                    .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+            }
             Segment::Ended(utterance) => {
-                let id = utterance.id;
-                send_blocking(
-                    &self.events,
-                    Event::SpeechEnded {
-                        id,
-                        end_ms: utterance.end_ms,
-                    },
-                );
+                let (id, end_ms) = (utterance.id, utterance.end_ms);
+                let job = Job::Final {
+                    utterance,
+                    closed_ms: now_ms(),
+                };
+                send_blocking(&self.events, Event::SpeechEnded { id, end_ms });
                 send_blocking(&self.events, Event::Hearing(false));
                 let sent = if self.wait_when_full {
                     self.utterances
-                        .send(utterance)
+                        .send(job)
                         .map_err(|e| TrySendError::Disconnected(e.into_inner()))
                 } else {
-                    self.utterances.try_send(utterance)
+                    self.utterances.try_send(job)
                 };
                 match sent {
                     Ok(()) => {}

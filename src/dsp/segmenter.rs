@@ -52,7 +52,18 @@ pub struct Utterance {
 /// What the segmenter tells its driver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Segment {
-    Started { id: u64, start_ms: u64 },
+    Started {
+        id: u64,
+        start_ms: u64,
+    },
+    /// The voice stopped long enough ago that the utterance's audio, tail
+    /// included, is complete: if the silence holds, [`Segment::Ended`] will carry
+    /// exactly these samples. A decode can start now, during the silence.
+    Tentative(Utterance),
+    /// Speech came back after a [`Segment::Tentative`]: that audio is stale.
+    Resumed {
+        id: u64,
+    },
     Ended(Utterance),
 }
 
@@ -78,7 +89,10 @@ pub struct Segmenter {
     threshold: f32,
     min_speech_frames: u32,
     pre_roll_frames: u64,
-    silence_frames: u32,
+    /// Unvoiced frames after the last voiced one that close an utterance: the
+    /// silence is counted from the end of speech, which the VAD reports
+    /// [`RELEASE_LAG_FRAMES`] late.
+    close_after_frames: u32,
     max_frames: u64,
     post_roll_frames: u64,
     /// Capture clock of frame 0 of the current stream.
@@ -103,6 +117,7 @@ impl Segmenter {
     pub fn new(settings: SegmenterSettings) -> Self {
         let min_speech_frames = frames(settings.min_speech_ms).max(1) as u32;
         let pre_roll_frames = frames(settings.pre_roll_ms);
+        let post_roll_frames = frames(POST_ROLL_MS).min(frames(settings.silence_ms));
         let history_frames =
             (pre_roll_frames + u64::from(min_speech_frames) + u64::from(ONSET_GAP_FRAMES) + 2)
                 as usize;
@@ -110,9 +125,12 @@ impl Segmenter {
             threshold: settings.vad_threshold,
             min_speech_frames,
             pre_roll_frames,
-            silence_frames: frames(settings.silence_ms).max(1) as u32,
+            close_after_frames: frames(settings.silence_ms)
+                .saturating_sub(RELEASE_LAG_FRAMES)
+                .max(post_roll_frames)
+                .max(1) as u32,
             max_frames: frames(settings.max_utterance_ms).max(1),
-            post_roll_frames: frames(POST_ROLL_MS).min(frames(settings.silence_ms)),
+            post_roll_frames,
             origin_ms: 0,
             frame_index: 0,
             history: VecDeque::with_capacity(history_frames * FRAME_SAMPLES),
@@ -182,19 +200,39 @@ impl Segmenter {
 
         open.samples.extend_from_slice(frame);
         if voiced {
+            if u64::from(open.silence_run) >= self.post_roll_frames {
+                out(Segment::Resumed { id: open.id });
+            }
             open.last_voiced = index;
             open.silence_run = 0;
         } else {
             open.silence_run += 1;
         }
-        if open.silence_run >= self.silence_frames {
+        if open.silence_run >= self.close_after_frames {
             self.close(None, out);
         } else if self.origin_ms + (index + 1) * FRAME_MS - open.start_ms
             >= self.max_frames * FRAME_MS
         {
             self.close(Some(index + 1), out);
             self.continuation = voiced;
+        } else if !voiced && u64::from(open.silence_run) == self.post_roll_frames {
+            // The tail is complete: from here until the close, the samples the
+            // utterance will end with are exactly these.
+            let (id, start_ms, last_voiced) = (open.id, open.start_ms, open.last_voiced);
+            let samples = open.samples.clone();
+            out(Segment::Tentative(Utterance {
+                id,
+                samples,
+                start_ms,
+                end_ms: self.speech_end_ms(start_ms, last_voiced),
+            }));
         }
+    }
+
+    /// Capture clock of the end of speech whose last voiced frame is `last_voiced`.
+    fn speech_end_ms(&self, start_ms: u64, last_voiced: u64) -> u64 {
+        self.time_ms((last_voiced + 1).saturating_sub(RELEASE_LAG_FRAMES))
+            .max(start_ms + FRAME_MS)
     }
 
     fn open_utterance(&mut self, index: u64, out: &mut impl FnMut(Segment)) {
@@ -247,9 +285,7 @@ impl Segmenter {
         };
         let end_ms = match cut_frame {
             Some(frame) => self.time_ms(frame),
-            None => self
-                .time_ms((open.last_voiced + 1).saturating_sub(RELEASE_LAG_FRAMES))
-                .max(open.start_ms + FRAME_MS),
+            None => self.speech_end_ms(open.start_ms, open.last_voiced),
         };
         let keep_frames = open.last_voiced + 1 + self.post_roll_frames - open.audio_start_frame;
         open.samples.truncate(keep_frames as usize * FRAME_SAMPLES);
@@ -301,6 +337,13 @@ mod tests {
             .collect()
     }
 
+    /// Only the opening and closing segments.
+    fn closing(out: Vec<Segment>) -> Vec<Segment> {
+        out.into_iter()
+            .filter(|s| matches!(s, Segment::Started { .. } | Segment::Ended(_)))
+            .collect()
+    }
+
     fn frame_ids(u: &Utterance) -> Vec<usize> {
         u.samples
             .chunks(FRAME_SAMPLES)
@@ -313,7 +356,7 @@ mod tests {
         let mut seg = Segmenter::new(SETTINGS);
         seg.begin_stream(1_000_000);
         let s = scores(&[(0.0, 50), (0.9, 40), (0.1, 40)]);
-        let out = run(&mut seg, &s, 0);
+        let out = closing(run(&mut seg, &s, 0));
         assert_eq!(out.len(), 2);
         let start = 1_000_000 + (50 - ONSET_LAG_FRAMES) * 16;
         assert_eq!(
@@ -355,7 +398,7 @@ mod tests {
     fn dips_inside_speech_do_not_restart_the_onset() {
         let mut seg = Segmenter::new(SETTINGS);
         let s = scores(&[(0.0, 20), (0.9, 3), (0.2, 2), (0.9, 3), (0.0, 40)]);
-        let out = run(&mut seg, &s, 0);
+        let out = closing(run(&mut seg, &s, 0));
         assert_eq!(
             out[0],
             Segment::Started {
@@ -368,18 +411,76 @@ mod tests {
     #[test]
     fn pauses_shorter_than_the_silence_hangover_stay_in_one_utterance() {
         let mut seg = Segmenter::new(SETTINGS);
-        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 29), (0.9, 20), (0.0, 40)]);
-        let out = run(&mut seg, &s, 0);
+        // 480 ms of silence counted from the end of speech: 30 frames, of which
+        // the VAD's release lag is 4; a pause of 25 unvoiced frames is not enough.
+        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 25), (0.9, 20), (0.0, 40)]);
+        let out = closing(run(&mut seg, &s, 0));
         assert_eq!(out.len(), 2, "{out:?}");
         let Segment::Ended(u) = &out[1] else { panic!() };
-        assert_eq!(u.end_ms, (10 + 20 + 29 + 20 - RELEASE_LAG_FRAMES) * 16);
+        assert_eq!(u.end_ms, (10 + 20 + 25 + 20 - RELEASE_LAG_FRAMES) * 16);
+    }
+
+    #[test]
+    fn silence_is_counted_from_the_end_of_speech() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let mut closed_at = None;
+        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 60)]);
+        for (i, score) in s.iter().enumerate() {
+            seg.push(&[0.0; FRAME_SAMPLES], *score, &mut |seg| {
+                if let Segment::Ended(u) = seg {
+                    closed_at = Some((u.end_ms, (i as u64 + 1) * FRAME_MS));
+                }
+            });
+        }
+        let (end_ms, closed_ms) = closed_at.expect("closed");
+        assert_eq!(
+            closed_ms - end_ms,
+            480,
+            "closed once 480 ms followed the speech"
+        );
+    }
+
+    #[test]
+    fn a_tentative_utterance_is_exactly_what_ends_if_the_silence_holds() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 60)]);
+        let out = run(&mut seg, &s, 0);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let (Segment::Tentative(t), Segment::Ended(u)) = (&out[1], &out[2]) else {
+            panic!("{out:?}")
+        };
+        assert_eq!(t, u);
+    }
+
+    #[test]
+    fn speech_after_a_tentative_utterance_resumes_it() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let s = scores(&[(0.0, 10), (0.9, 20), (0.0, 15), (0.9, 10), (0.0, 60)]);
+        let out = run(&mut seg, &s, 0);
+        let kinds: Vec<&str> = out
+            .iter()
+            .map(|s| match s {
+                Segment::Started { .. } => "started",
+                Segment::Tentative(_) => "tentative",
+                Segment::Resumed { .. } => "resumed",
+                Segment::Ended(_) => "ended",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["started", "tentative", "resumed", "tentative", "ended"]
+        );
+        let (Segment::Tentative(t), Segment::Ended(u)) = (&out[3], &out[4]) else {
+            panic!()
+        };
+        assert_eq!(t, u, "the last tentative audio is the utterance");
     }
 
     #[test]
     fn a_long_monologue_is_cut_at_max_and_continues_with_a_new_id() {
         let mut seg = Segmenter::new(SETTINGS);
         let s = scores(&[(0.0, 10), (0.9, 450), (0.0, 40)]);
-        let out = run(&mut seg, &s, 0);
+        let out = closing(run(&mut seg, &s, 0));
         let starts: Vec<_> = out
             .iter()
             .filter_map(|s| match s {
@@ -413,7 +514,7 @@ mod tests {
     #[test]
     fn finish_closes_an_open_utterance() {
         let mut seg = Segmenter::new(SETTINGS);
-        let mut out = run(&mut seg, &scores(&[(0.0, 5), (0.9, 20)]), 0);
+        let mut out = closing(run(&mut seg, &scores(&[(0.0, 5), (0.9, 20)]), 0));
         assert!(seg.is_open());
         seg.finish(&mut |s| out.push(s));
         assert!(!seg.is_open());
@@ -433,7 +534,7 @@ mod tests {
         run(&mut seg, &scores(&[(0.0, 20), (0.9, 4)]), 1000);
         seg.finish(&mut |_| panic!("no utterance was open"));
         seg.begin_stream(50_000);
-        let out = run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
+        let out = closing(run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0));
         assert_eq!(
             out[0],
             Segment::Started {
@@ -454,7 +555,7 @@ mod tests {
         run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
         seg.finish(&mut |_| {});
         seg.begin_stream(0);
-        let out = run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0);
+        let out = closing(run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0));
         assert_eq!(out[0], Segment::Started { id: 2, start_ms: 0 });
     }
 }

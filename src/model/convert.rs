@@ -919,4 +919,77 @@ mod tests {
         let err = to_ggml(&parsed, &vocab, Path::new("m"), &dir.path().join("o.bin")).unwrap_err();
         assert!(err.to_string().contains("key bias is not zero"), "{err}");
     }
+
+    /// A minimal file `check_model` accepts: tiny.en's header, a 80×2 mel
+    /// table, three tokens and four small tensors (f32, f16, q8_0, 2-D).
+    fn tiny_ggml() -> Vec<u8> {
+        let mut b = Vec::new();
+        let i32s = |b: &mut Vec<u8>, v: &[i32]| {
+            for x in v {
+                b.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+        i32s(&mut b, &[0x6767_6d6c_u32 as i32]);
+        i32s(&mut b, &[51_864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1]);
+        i32s(&mut b, &[80, 2]);
+        b.extend(std::iter::repeat_n(0u8, 80 * 2 * 4));
+        i32s(&mut b, &[3]);
+        for token in ["!", " the", "<|endoftext|>"] {
+            i32s(&mut b, &[token.len() as i32]);
+            b.extend_from_slice(token.as_bytes());
+        }
+        for (name, ty, dims) in [
+            ("encoder.conv1.bias", 0, vec![8]),
+            ("encoder.blocks.0.mlp.0.weight", 1, vec![4, 2]),
+            ("decoder.token_embedding.weight", 8, vec![32]),
+            ("decoder.ln.weight", 0, vec![2]),
+        ] {
+            i32s(&mut b, &[dims.len() as i32, name.len() as i32, ty]);
+            i32s(&mut b, &dims);
+            b.extend_from_slice(name.as_bytes());
+            let n: i32 = dims.iter().product();
+            let bytes = match ty {
+                0 => n * 4,
+                1 => n * 2,
+                _ => n / 32 * 34,
+            };
+            b.extend(std::iter::repeat_n(0u8, bytes as usize));
+        }
+        b
+    }
+
+    /// The fuzz tests' seeds in tests/fuzz-seeds: a tiny CTranslate2 model and a
+    /// minimal ggml file, made here so they stay valid inputs. `SOTTO_BLESS=1`
+    /// rewrites them; otherwise they must match.
+    #[test]
+    fn fuzz_seeds_are_the_tiny_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, _) = tiny_model(4, 1, 16);
+        parse_ct2(&model, Path::new("model.bin")).unwrap();
+        let ggml = tiny_ggml();
+        let out = dir.path().join("tiny.bin");
+        fs::write(&out, &ggml).unwrap();
+        check_model(&out).unwrap();
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-seeds");
+        for (path, bytes) in [
+            (seeds.join("ct2/tiny-model.bin"), model),
+            (seeds.join("ggml/tiny.bin"), ggml),
+        ] {
+            if std::env::var_os("SOTTO_BLESS").is_some() {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, &bytes).unwrap();
+            }
+            let on_disk = fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (SOTTO_BLESS=1 cargo test fuzz_seeds writes it)",
+                    path.display()
+                )
+            });
+            assert!(
+                on_disk == bytes,
+                "{} is stale; SOTTO_BLESS=1 rewrites it",
+                path.display()
+            );
+        }
+    }
 }

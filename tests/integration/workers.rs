@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use sotto::dsp::segmenter::SegmenterSettings;
 use sotto::dsp::Dsp;
-use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters};
+use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters, TranscriberSetup};
+use std::sync::atomic::AtomicU64;
 
 use crate::util::*;
 
@@ -25,7 +26,7 @@ fn settings() -> SegmenterSettings {
 /// receiver, and its handle.
 fn spawn_dsp() -> (
     crossbeam_channel::Sender<sotto::audio::CaptureStream>,
-    crossbeam_channel::Receiver<sotto::dsp::segmenter::Utterance>,
+    crossbeam_channel::Receiver<sotto::transcribe::Job>,
     std::thread::JoinHandle<()>,
 ) {
     let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
@@ -36,6 +37,7 @@ fn spawn_dsp() -> (
         settings: settings(),
         streams: stream_rx,
         utterances: utt_tx,
+        gate: Default::default(),
         events: ev_tx,
         counters: Default::default(),
         wait_when_full: false,
@@ -83,10 +85,14 @@ fn the_whisper_thread_exits_when_its_queue_closes() {
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(16);
     let transcriber = Transcriber::spawn(
         decoder,
-        utt_rx,
-        ev_tx,
-        5_000,
-        Arc::new(TranscriberCounters::default()),
+        TranscriberSetup {
+            jobs: utt_rx,
+            events: ev_tx,
+            max_latency_ms: 5_000,
+            counters: Arc::new(TranscriberCounters::default()),
+            gate: Default::default(),
+            shutdown: Arc::new(AtomicU64::new(u64::MAX)),
+        },
     );
     let t = Instant::now();
     drop(utt_tx);
