@@ -3,6 +3,7 @@
 #   make test   set up everything, then run every test
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
 #   make bench  the benchmarks (audio path, signal delivery, decode)
+#   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -10,7 +11,7 @@ DESTDIR ?=
 SOTTOD = target/release/sottod
 SOTTO_ARGS ?=
 
-.PHONY: all setup deps build model run test lint demo bench clean
+.PHONY: all setup deps build model run test lint demo bench soak clean
 
 all: build
 
@@ -38,6 +39,9 @@ bench: model
 	$(CARGO) bench --bench audio_path
 	$(CARGO) bench --bench bus_latency
 	$(CARGO) bench --bench decode
+
+soak: setup
+	./scripts/soak.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

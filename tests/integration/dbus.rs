@@ -15,27 +15,8 @@ fn sotto(bus: &PrivateBus) -> Command {
     c
 }
 
-/// Waits until the daemon owns its name on `bus`.
 fn wait_for_name(bus: &PrivateBus) {
-    let start = Instant::now();
-    loop {
-        let ok = bus
-            .client("busctl")
-            .args(["--user", "status", "org.sotto.Sotto1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "sottod never took its name"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    bus.wait_for_name();
 }
 
 /// A daemon on `bus` reading `seconds` of silence (the file is `silence.wav`
@@ -55,18 +36,7 @@ fn daemon_on_silence(bus: &PrivateBus, seconds: f32) -> (tempfile::TempDir, Chil
 }
 
 fn busctl(bus: &PrivateBus, args: &[&str]) -> String {
-    let out = bus
-        .client("busctl")
-        .arg("--user")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "busctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    bus.busctl(args)
 }
 
 fn finish(mut child: Child) -> String {

@@ -9,6 +9,8 @@ mod files;
 mod live_mic;
 mod models;
 mod privacy;
+mod resilience;
 mod service;
+mod soak;
 mod transcription;
 mod workers;

@@ -78,6 +78,85 @@ impl PrivateBus {
         c.env("DBUS_SESSION_BUS_ADDRESS", &self.address);
         c
     }
+
+    /// `busctl --user ARGS` on this bus; its trimmed stdout. Fails the test
+    /// when busctl fails.
+    pub fn busctl(&self, args: &[&str]) -> String {
+        let out = self
+            .client("busctl")
+            .arg("--user")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "busctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits until a daemon owns `org.sotto.Sotto1` on this bus.
+    pub fn wait_for_name(&self) {
+        let start = Instant::now();
+        loop {
+            let ok = self
+                .client("busctl")
+                .args(["--user", "status", "org.sotto.Sotto1"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "sottod never took its name"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's `State` property (`listening`, `no-device`, …).
+    pub fn state(&self) -> String {
+        let out = self.busctl(&[
+            "get-property",
+            "org.sotto.Sotto1",
+            "/org/sotto/Sotto1",
+            "org.sotto.Sotto1",
+            "State",
+        ]);
+        out.trim_start_matches("s ").trim_matches('"').to_string()
+    }
+
+    /// Polls `State` until it is `want`; fails the test after `limit`.
+    pub fn wait_for_state(&self, want: &str, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let state = self.state();
+            if state == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "State stayed {state:?}, expected {want:?} within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Calls a method of org.sotto.Sotto1 without arguments.
+    pub fn call(&self, method: &str) -> String {
+        self.busctl(&[
+            "call",
+            "org.sotto.Sotto1",
+            "/org/sotto/Sotto1",
+            "org.sotto.Sotto1",
+            method,
+        ])
+    }
 }
 
 impl Drop for PrivateBus {
@@ -426,13 +505,21 @@ pub use sotto::score::{normalize, word_errors};
 /// (see TESTING.md). Stopped and cleaned up on drop.
 pub struct VirtualMic {
     pub dir: tempfile::TempDir,
-    child: Child,
+    /// The server, while it runs.
+    child: Option<Child>,
     /// The bus sottod publishes on in these tests.
     pub bus: PrivateBus,
 }
 
 impl VirtualMic {
     pub fn start() -> Self {
+        let mut mic = Self::without_server();
+        mic.start_server();
+        mic
+    }
+
+    /// The microphone's environment with no sound server running yet.
+    pub fn without_server() -> Self {
         let dir = scratch();
         let d = dir.path();
         for sub in ["home", "runtime", "config"] {
@@ -449,6 +536,19 @@ impl VirtualMic {
             ),
         )
         .unwrap();
+        VirtualMic {
+            dir,
+            child: None,
+            bus: PrivateBus::start(),
+        }
+    }
+
+    /// Starts the PulseAudio server (null sink `vmic`, default source
+    /// `vmic.monitor`) and waits until it answers.
+    pub fn start_server(&mut self) {
+        assert!(self.child.is_none(), "the server already runs");
+        let d = self.dir.path();
+        let pa = d.join("default.pa");
         let mut cmd = Command::new("pulseaudio");
         cmd.args([
             "--daemonize=no",
@@ -470,14 +570,10 @@ impl VirtualMic {
         let child = cmd
             .spawn()
             .expect("pulseaudio must be installed (scripts/install-deps.sh)");
-        let mic = VirtualMic {
-            dir,
-            child,
-            bus: PrivateBus::start(),
-        };
+        self.child = Some(child);
         let start = Instant::now();
         loop {
-            let ok = mic
+            let ok = self
                 .command("pactl")
                 .arg("info")
                 .stdout(Stdio::null())
@@ -492,7 +588,52 @@ impl VirtualMic {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        mic
+    }
+
+    /// Kills the server outright (SIGKILL: a crash, not a clean exit).
+    pub fn kill_server(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("native"));
+    }
+
+    /// Runs `pactl ARGS`; fails the test when it fails.
+    pub fn pactl(&self, args: &[&str]) -> String {
+        let out = self.command("pactl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "pactl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Removes the microphone (the null sink and its monitor) from the running server.
+    pub fn unplug(&self) {
+        self.pactl(&["unload-module", "module-null-sink"]);
+    }
+
+    /// Brings the microphone back and makes it the default source again.
+    pub fn plug_in(&self) {
+        self.pactl(&[
+            "load-module",
+            "module-null-sink",
+            "sink_name=vmic",
+            "rate=48000",
+            "channels=1",
+            "norewinds=1",
+        ]);
+        self.pactl(&["set-default-source", "vmic.monitor"]);
+    }
+
+    /// Recording streams the server has open (`pactl list short source-outputs`).
+    pub fn recording_streams(&self) -> usize {
+        self.pactl(&["list", "short", "source-outputs"])
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
     }
 
     fn env_into(d: &Path, cmd: &mut Command) {
@@ -535,18 +676,21 @@ impl VirtualMic {
 
 impl Drop for VirtualMic {
     fn drop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
         unsafe {
-            libc_kill(self.child.id() as i32, 15);
+            libc_kill(child.id() as i32, 15);
         }
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -560,4 +704,283 @@ pub fn signal(child: &Child, sig: i32) {
     unsafe {
         libc_kill(child.id() as i32, sig);
     }
+}
+
+/// A running sottod whose stdout (`--json` events) and stderr lines are read
+/// as they are written, so a test can act between events.
+pub struct LiveDaemon {
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<(bool, String)>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    /// Stdout lines already returned by `wait_event`.
+    cursor: usize,
+}
+
+impl LiveDaemon {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sottod");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let mut readers = Vec::new();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (is_out, pipe) in [
+            (true, Box::new(out) as Box<dyn Read + Send>),
+            (false, Box::new(err)),
+        ] {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send((is_out, line));
+                }
+            }));
+        }
+        LiveDaemon {
+            child,
+            lines,
+            readers,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            cursor: 0,
+        }
+    }
+
+    /// Takes the lines written so far, waiting at most `wait` for one.
+    fn pump(&mut self, wait: Duration) {
+        if let Ok((is_out, line)) = self.lines.recv_timeout(wait) {
+            if is_out {
+                self.stdout.push(line);
+            } else {
+                self.stderr.push(line);
+            }
+        }
+        while let Ok((is_out, line)) = self.lines.try_recv() {
+            if is_out {
+                self.stdout.push(line);
+            } else {
+                self.stderr.push(line);
+            }
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_log(&mut self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stderr.iter().any(|l| l.contains(needle)) {
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} on stderr within {limit:?}: {:#?}",
+                self.stderr
+            );
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the next `--json` event (after those returned before) that
+    /// matches `want`, and returns it.
+    pub fn wait_event(&mut self, want: impl Fn(&Value) -> bool, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            while self.cursor < self.stdout.len() {
+                let line = &self.stdout[self.cursor];
+                self.cursor += 1;
+                let event: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stdout line {line:?} is not JSON: {e}"));
+                if want(&event) {
+                    return event;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no matching event within {limit:?}; events: {:#?}; stderr: {:#?}",
+                self.stdout,
+                self.stderr
+            );
+            self.pump(Duration::from_millis(50));
+        }
+    }
+
+    /// The next matching event if one arrives within `wait`.
+    pub fn try_event(&mut self, want: impl Fn(&Value) -> bool, wait: Duration) -> Option<Value> {
+        let start = Instant::now();
+        loop {
+            while self.cursor < self.stdout.len() {
+                let event: Value = serde_json::from_str(&self.stdout[self.cursor]).expect("JSON");
+                self.cursor += 1;
+                if want(&event) {
+                    return Some(event);
+                }
+            }
+            if start.elapsed() >= wait {
+                return None;
+            }
+            self.pump(Duration::from_millis(20));
+        }
+    }
+
+    /// Has the process exited?
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Every `--json` event so far.
+    pub fn events(&mut self) -> Vec<Value> {
+        self.pump(Duration::ZERO);
+        self.stdout
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+
+    /// Sends `sig` and waits (at most `limit`) for the exit; returns the run
+    /// and how long the exit took after the signal.
+    pub fn stop(mut self, sig: i32, limit: Duration) -> (Run, Duration) {
+        let t = Instant::now();
+        signal(&self.child, sig);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if t.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "sottod did not exit within {limit:?} of signal {sig}; stderr: {:#?}",
+                    self.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = t.elapsed();
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        self.pump(Duration::ZERO);
+        let run = Run {
+            status,
+            stdout: self.stdout.join("\n") + "\n",
+            stderr: self.stderr.join("\n") + "\n",
+        };
+        (run, took)
+    }
+
+    /// CPU time (user + system) the process has used, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for LiveDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// VmRSS of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A long session built deterministically from ../shared/testdata: for each
+/// clean speech clip (`speech*` in the manifest, in its order), 1 s of silence, the clip, 1 s of silence
+/// and the first 6 s of a non-speech clip; the first `clips` speech clips (all
+/// with `None`) make one pass, repeated until `min_seconds`.
+pub struct SharedSession {
+    /// 16 kHz mono.
+    pub audio: Audio,
+    /// (normalised transcript, start ms, end ms) of each speech clip.
+    pub speech: Vec<(String, u64, u64)>,
+    /// (start ms, end ms) of each non-speech clip.
+    pub nonspeech: Vec<(u64, u64)>,
+    /// Length of one pass over the clips, in seconds.
+    pub cycle_seconds: f64,
+}
+
+pub fn shared_session(min_seconds: f64, clips: Option<usize>) -> SharedSession {
+    let root = testdata();
+    let manifest = std::fs::read_to_string(root.join("manifest.tsv")).unwrap();
+    let dir = scratch();
+    let load = |file: &str| {
+        let out = dir.path().join("clip.wav");
+        sox(
+            &root.join(file),
+            &out,
+            &["-r", "16000", "-c", "1", "-b", "16"],
+        );
+        read_wav(&out)
+    };
+    let mut speech_clips = Vec::new();
+    let mut other_clips = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f[2] {
+            c if c.starts_with("speech") => speech_clips.push((load(f[0]), f[5].to_string())),
+            c if c.starts_with("nonspeech") => {
+                let mut a = load(f[0]);
+                a.samples.truncate(6 * 16_000);
+                other_clips.push(a);
+            }
+            _ => {}
+        }
+    }
+    assert!(!speech_clips.is_empty() && !other_clips.is_empty());
+    speech_clips.truncate(clips.unwrap_or(usize::MAX));
+    let mut s = SharedSession {
+        audio: Audio {
+            rate: 16_000,
+            samples: Vec::new(),
+        },
+        speech: Vec::new(),
+        nonspeech: Vec::new(),
+        cycle_seconds: 0.0,
+    };
+    let ms = |n: usize| n as u64 * 1000 / 16_000;
+    let second = vec![0.0f32; 16_000];
+    'outer: loop {
+        for (i, (clip, text)) in speech_clips.iter().enumerate() {
+            s.audio.samples.extend_from_slice(&second);
+            let at = s.audio.samples.len();
+            s.audio.samples.extend_from_slice(&clip.samples);
+            s.speech
+                .push((text.clone(), ms(at), ms(s.audio.samples.len())));
+            s.audio.samples.extend_from_slice(&second);
+            let other = &other_clips[i % other_clips.len()];
+            let at = s.audio.samples.len();
+            s.audio.samples.extend_from_slice(&other.samples);
+            s.nonspeech.push((ms(at), ms(s.audio.samples.len())));
+            if s.audio.samples.len() as f64 >= min_seconds * 16_000.0 {
+                break 'outer;
+            }
+        }
+        if s.cycle_seconds == 0.0 {
+            s.cycle_seconds = s.audio.samples.len() as f64 / 16_000.0;
+        }
+    }
+    if s.cycle_seconds == 0.0 {
+        s.cycle_seconds = s.audio.samples.len() as f64 / 16_000.0;
+    }
+    s
 }
