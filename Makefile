@@ -1,8 +1,8 @@
 # sotto — the README's commands. Each target installs what it needs first.
 #   make run    set up everything, then run sottod on the default microphone
-#   make test   set up everything, then run every test
+#   make test   set up everything, then run every test (and a seconds-long smoke run of the benchmarks)
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
-#   make bench  the benchmarks (audio path, signal delivery, decode)
+#   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png)
 #   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
 
 CARGO ?= cargo
@@ -31,14 +31,13 @@ run: setup
 
 test: setup
 	$(CARGO) test --release --lib --bins --tests -- --test-threads=1
+	./scripts/bench.sh --smoke
 
 demo: setup
 	./scripts/demo.sh
 
-bench: model
-	$(CARGO) bench --bench audio_path
-	$(CARGO) bench --bench bus_latency
-	$(CARGO) bench --bench decode
+bench: setup
+	./scripts/bench.sh
 
 soak: setup
 	./scripts/soak.sh

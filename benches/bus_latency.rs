@@ -11,7 +11,11 @@ use futures_util::StreamExt;
 use sotto::bus::{BusKind, Service};
 use sotto::event::{Event, Transcript};
 
-const N: usize = 1000;
+#[path = "common/report.rs"]
+mod report;
+use report::{row, smoke, write_part};
+
+const FULL: usize = 1000;
 
 fn now_us() -> u64 {
     SystemTime::now()
@@ -21,6 +25,7 @@ fn now_us() -> u64 {
 }
 
 fn main() {
+    let n = if smoke() { 50 } else { FULL };
     let dir = std::env::temp_dir().join(format!("sotto-bus-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = Command::new("dbus-daemon")
@@ -60,8 +65,8 @@ fn main() {
                     .await
                     .unwrap();
             ready_tx.send(()).unwrap();
-            let mut delays = Vec::with_capacity(N);
-            while delays.len() < N {
+            let mut delays = Vec::with_capacity(n);
+            while delays.len() < n {
                 let Some(Ok(msg)) = stream.next().await else {
                     break;
                 };
@@ -93,7 +98,7 @@ fn main() {
         .await
         .unwrap();
         ready_rx.recv().unwrap();
-        for id in 1..=N as u64 {
+        for id in 1..=n as u64 {
             let event = Event::Transcript(Transcript {
                 id,
                 text: "turn on the kitchen lights".into(),
@@ -118,12 +123,18 @@ fn main() {
     d.sort_unstable();
     let pct =
         |p: f64| d[((p * d.len() as f64).ceil() as usize).clamp(1, d.len()) - 1] as f64 / 1000.0;
-    println!(
-        "| signal delivery (ready → client receipt), {} signals | value |",
-        d.len()
+    let max = *d.last().unwrap() as f64 / 1000.0;
+    write_part(
+        "bus_latency",
+        &[row(
+            format!(
+                "Transcript signal, publish → receipt by a client on a private bus ({} signals), p50 / p99 / max",
+                d.len()
+            ),
+            format!("{:.3} / {:.3} / {max:.3} ms", pct(0.50), pct(0.99)),
+            "p99 ≤ 2 ms",
+            Some(pct(0.99) <= 2.0),
+        )],
+        serde_json::json!({"signals": d.len(), "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": max}),
     );
-    println!("|---|---|");
-    println!("| p50 | {:.3} ms |", pct(0.50));
-    println!("| p99 | {:.3} ms |", pct(0.99));
-    println!("| max | {:.3} ms |", *d.last().unwrap() as f64 / 1000.0);
 }

@@ -13,6 +13,10 @@ use sotto::transcribe::{
     audio_ctx_for, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
 
+#[path = "common/report.rs"]
+mod report;
+use report::{row, smoke, write_part};
+
 struct Clip {
     name: String,
     samples: Vec<f32>,
@@ -82,8 +86,15 @@ const BUCKETS: [&str; 4] = ["≤ 2 s", "2–5 s", "5–10 s", "> 10 s"];
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("models/ggml-tiny.en.bin");
-    let clips = clips(&root.join("../shared/testdata"));
-    let floors: [i32; 3] = [256, AUDIO_CTX_FLOOR, 512];
+    let mut clips = clips(&root.join("../shared/testdata"));
+    let smoke = smoke();
+    let floors: Vec<i32> = if smoke {
+        clips.truncate(3);
+        vec![AUDIO_CTX_FLOOR]
+    } else {
+        vec![256, AUDIO_CTX_FLOOR, 512]
+    };
+    let repeats = if smoke { 1 } else { 2 };
     let threads = sotto::config::default_threads();
     let mut decoder =
         Decoder::load(&model, "en", threads).expect("load the default model (make model)");
@@ -94,17 +105,17 @@ fn main() {
     let mut full_err = (0, 0);
     let mut rows = Vec::new();
     for (i, clip) in clips.iter().enumerate() {
-        let (ms, hyp) = timed(&mut decoder, &clip.samples, FULL_AUDIO_CTX, 2);
+        let (ms, hyp) = timed(&mut decoder, &clip.samples, FULL_AUDIO_CTX, repeats);
         full_ms[i] = ms;
         let (e, n) = word_errors(&normalize(&clip.reference), &normalize(&hyp));
         full_err = (full_err.0 + e, full_err.1 + n);
     }
-    for floor in floors {
+    for &floor in &floors {
         let mut per_bucket = [(0.0f64, 0.0f64, 0usize, 0usize, 0usize); 4];
         let mut all = (0usize, 0usize);
         for (i, clip) in clips.iter().enumerate() {
             let ctx = audio_ctx_for(clip.samples.len(), floor);
-            let (ms, hyp) = timed(&mut decoder, &clip.samples, ctx, 2);
+            let (ms, hyp) = timed(&mut decoder, &clip.samples, ctx, repeats);
             let (e, n) = word_errors(&normalize(&clip.reference), &normalize(&hyp));
             let b = &mut per_bucket[bucket(clip.samples.len() as f64 / 16_000.0)];
             *b = (b.0 + ms, b.1 + full_ms[i], b.2 + e, b.3 + n, b.4 + 1);
@@ -141,6 +152,11 @@ fn main() {
         );
     }
 
+    report_rows(&rows, full_err, clips.len(), threads);
+    if smoke {
+        return;
+    }
+
     // Threads: the default floor, 1 against 2.
     println!();
     println!("| threads | total decode ms (default floor, all clips) |");
@@ -169,4 +185,65 @@ fn main() {
             hwm.trim_start_matches("VmHWM:").trim()
         );
     }
+}
+
+type BucketSums = [(f64, f64, usize, usize, usize); 4];
+
+/// The default floor's rows for the report.
+fn report_rows(
+    rows: &[(i32, BucketSums, (usize, usize))],
+    full_err: (usize, usize),
+    n_clips: usize,
+    threads: usize,
+) {
+    let Some((_, per_bucket, all)) = rows.iter().find(|(f, _, _)| *f == AUDIO_CTX_FLOOR) else {
+        return;
+    };
+    let wer = 100.0 * all.0 as f64 / all.1.max(1) as f64;
+    let full_wer = 100.0 * full_err.0 as f64 / full_err.1.max(1) as f64;
+    let mut out = Vec::new();
+    let mut data = Vec::new();
+    for (b, (ms, full, e, n, count)) in per_bucket.iter().enumerate() {
+        if *count == 0 {
+            continue;
+        }
+        let ratio = ms / full;
+        let (target, met) = if b == 1 {
+            ("≤ 0.30", Some(ratio <= 0.30))
+        } else {
+            ("", None)
+        };
+        out.push(row(
+            format!(
+                "decode time vs full-window whisper.cpp, {} utterances ({count})",
+                BUCKETS[b]
+            ),
+            format!(
+                "{ratio:.2} ({:.0} ms vs {:.0} ms)",
+                ms / *count as f64,
+                full / *count as f64
+            ),
+            target,
+            met,
+        ));
+        data.push(serde_json::json!({
+            "bucket": BUCKETS[b], "clips": count, "mean_ms": ms / *count as f64,
+            "full_window_mean_ms": full / *count as f64, "ratio": ratio,
+            "wer": 100.0 * *e as f64 / (*n).max(1) as f64,
+        }));
+    }
+    out.push(row(
+        format!("WER, sotto's decode vs full window ({n_clips} clips, speech + noisy)"),
+        format!("{wer:.2} % vs {full_wer:.2} %"),
+        "within 0.5 points",
+        Some(wer <= full_wer + 0.5),
+    ));
+    write_part(
+        "decode",
+        &out,
+        serde_json::json!({
+            "audio_ctx_floor": AUDIO_CTX_FLOOR, "threads": threads, "buckets": data,
+            "wer": wer, "full_window_wer": full_wer,
+        }),
+    );
 }

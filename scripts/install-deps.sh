@@ -11,6 +11,8 @@ packages=(
   # tests and demo: virtual microphone, speech synthesis, real D-Bus clients
   pulseaudio pulseaudio-utils alsa-utils libasound2-plugins espeak-ng sox
   dbus dbus-bin libglib2.0-bin systemd procps util-linux
+  # benchmark report: the plot's font
+  fonts-dejavu-core
 )
 
 # The service's system user and group (the D-Bus policy names them); the

@@ -175,9 +175,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         gate: gate.clone(),
         shutdown: shutdown_at.clone(),
     };
-    let transcriber = tokio::task::spawn_blocking(move || Transcriber::spawn(decoder, setup))
-        .await
-        .context("transcriber start")?;
+    let transcriber = Transcriber::spawn(decoder, setup);
 
     let dsp = Dsp {
         settings: config.segmenter,

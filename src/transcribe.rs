@@ -464,23 +464,28 @@ struct TranscriberInternal {
 }
 
 impl Transcriber {
-    /// Warms the decoder up (one short decode, so the first utterance is not
-    /// paid for by lazy allocations) and starts the thread.
-    pub fn spawn(mut decoder: Decoder, setup: TranscriberSetup) -> Self {
-        let warmup = vec![0.0f32; TARGET_RATE as usize];
-        let started = Instant::now();
-        let _ = decoder.decode(&warmup, DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
-        let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
-        log::debug!("warm-up decode took {warm_ms:.0} ms");
-        let internal = TranscriberInternal {
-            decoder,
-            setup,
-            ms_per_ctx_frame: warm_ms / f64::from(AUDIO_CTX_FLOOR),
-            speculation: None,
-        };
+    /// Starts the thread. Its first act is a warm-up decode (one second of
+    /// silence, so the first utterance is not paid for by lazy allocations);
+    /// capture starts meanwhile, and a job that arrives during the warm-up waits
+    /// for it in the queue.
+    pub fn spawn(decoder: Decoder, setup: TranscriberSetup) -> Self {
         let thread = std::thread::Builder::new()
             .name("whisper".into())
-            .spawn(move || internal.run())
+            .spawn(move || {
+                let mut decoder = decoder;
+                let warmup = vec![0.0f32; TARGET_RATE as usize];
+                let started = Instant::now();
+                let _ = decoder.decode(&warmup, DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
+                let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
+                log::debug!("warm-up decode took {warm_ms:.0} ms");
+                TranscriberInternal {
+                    decoder,
+                    setup,
+                    ms_per_ctx_frame: warm_ms / f64::from(AUDIO_CTX_FLOOR),
+                    speculation: None,
+                }
+                .run()
+            })
             .expect("spawn whisper thread");
         Self {
             thread: Some(thread),

@@ -1,14 +1,28 @@
 //! Any device rate to 16 kHz mono, in fixed chunks, with buffers allocated once.
+//!
+//! Rates that are a whole multiple of 16 kHz (48, 32, 96 kHz: most devices) go
+//! through rubato's windowed-sinc resampler, whose output samples then fall
+//! exactly on input samples: one 64-tap dot product per output sample, 1.7×
+//! cheaper than the FFT resampler here and delayed by 32 input samples instead
+//! of a chunk. Other rates (44.1, 22.05 kHz) use rubato's synchronous FFT
+//! resampler.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Indexing, Resampler as _};
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Indexing, SincInterpolationParameters,
+    SincInterpolationType, WindowFunction,
+};
 
 /// Whisper and the VAD expect 16 kHz.
 pub const TARGET_RATE: u32 = 16_000;
 
-/// Input frames per FFT chunk: about 21 ms at 48 kHz, short enough to keep the
+/// Input frames per FFT chunk: about 23 ms at 44.1 kHz, short enough to keep the
 /// added latency small, long enough for the FFT to be cheap per sample.
 const CHUNK_FRAMES: usize = 1024;
+/// Input per sinc chunk: 10 ms (its cost does not depend on the chunk).
+const SINC_CHUNK_MS: u32 = 10;
+/// Taps of the sinc filter; the cut-off is rubato's recommendation for this length.
+const SINC_LEN: usize = 64;
 
 /// Streams mono audio at `input_rate` to 16 kHz. `push` takes any number of
 /// frames; output comes in chunks through a callback. A 16 kHz input passes through.
@@ -17,7 +31,7 @@ pub struct Resampler {
 }
 
 struct Inner {
-    fft: Fft<f32>,
+    fft: Box<dyn rubato::Resampler<f32> + Send>,
     /// Input waiting for a full chunk; capacity fixed at creation.
     pending: Vec<f32>,
     /// Output of one chunk; capacity fixed at creation.
@@ -37,14 +51,37 @@ impl Resampler {
         if input_rate == TARGET_RATE {
             return Self { inner: None };
         }
-        let fft = Fft::<f32>::new(
-            input_rate as usize,
-            TARGET_RATE as usize,
-            CHUNK_FRAMES,
-            1,
-            FixedSync::Input,
-        )
-        .expect("rates are non-zero and the chunk size is fixed");
+        let fft: Box<dyn rubato::Resampler<f32> + Send> = if input_rate % TARGET_RATE == 0 {
+            let parameters = SincInterpolationParameters {
+                sinc_len: SINC_LEN,
+                f_cutoff: None,
+                oversampling_factor: 1,
+                interpolation: SincInterpolationType::Nearest,
+                window: WindowFunction::BlackmanHarris2,
+            };
+            Box::new(
+                Async::<f32>::new_sinc(
+                    f64::from(TARGET_RATE) / f64::from(input_rate),
+                    1.0,
+                    &parameters,
+                    (input_rate * SINC_CHUNK_MS / 1000) as usize,
+                    1,
+                    FixedAsync::Input,
+                )
+                .expect("an integer ratio and a fixed chunk"),
+            )
+        } else {
+            Box::new(
+                Fft::<f32>::new(
+                    input_rate as usize,
+                    TARGET_RATE as usize,
+                    CHUNK_FRAMES,
+                    1,
+                    FixedSync::Input,
+                )
+                .expect("rates are non-zero and the chunk size is fixed"),
+            )
+        };
         let output = vec![0.0; fft.output_frames_max()];
         let delay_left = fft.output_delay();
         Self {

@@ -157,6 +157,11 @@ impl Segmenter {
         self.open.is_some()
     }
 
+    /// Nothing open and no onset counting: the last frames were silence.
+    pub fn is_quiet(&self) -> bool {
+        self.open.is_none() && self.onset.is_none()
+    }
+
     /// Feeds one frame and its VAD score.
     pub fn push(
         &mut self,

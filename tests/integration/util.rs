@@ -907,7 +907,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// A long session built deterministically from ../shared/testdata: for each
 /// clean speech clip (`speech*` in the manifest, in its order), 1 s of silence, the clip, 1 s of silence
 /// and the first 6 s of a non-speech clip; the first `clips` speech clips (all
-/// with `None`) make one pass, repeated until `min_seconds`.
+/// with `None`) make one pass, repeated until `min_seconds` (0: one pass).
 pub struct SharedSession {
     /// 16 kHz mono.
     pub audio: Audio,
@@ -971,12 +971,15 @@ pub fn shared_session(min_seconds: f64, clips: Option<usize>) -> SharedSession {
             let at = s.audio.samples.len();
             s.audio.samples.extend_from_slice(&other.samples);
             s.nonspeech.push((ms(at), ms(s.audio.samples.len())));
-            if s.audio.samples.len() as f64 >= min_seconds * 16_000.0 {
+            if min_seconds > 0.0 && s.audio.samples.len() as f64 >= min_seconds * 16_000.0 {
                 break 'outer;
             }
         }
         if s.cycle_seconds == 0.0 {
             s.cycle_seconds = s.audio.samples.len() as f64 / 16_000.0;
+        }
+        if s.audio.samples.len() as f64 >= min_seconds * 16_000.0 {
+            break;
         }
     }
     if s.cycle_seconds == 0.0 {
