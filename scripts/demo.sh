@@ -45,7 +45,8 @@ pids+=("$(echo "$bus" | sed -n 2p)")
 echo "demo: starting sottod on the virtual microphone (vmic.monitor)"
 "$bin/sottod" -q --device vmic.monitor &
 pids+=($!)
-for _ in $(seq 100); do "$bin/sotto" status >/dev/null 2>&1 && break; sleep 0.1; done
+# Wait until the microphone is open (the name is taken before the model loads).
+for _ in $(seq 300); do "$bin/sotto" status 2>/dev/null | grep -q '^state: listening' && break; sleep 0.1; done
 "$bin/sotto" status | sed -n 1,2p
 
 echo "demo: sotto listen prints what it hears:"

@@ -207,3 +207,53 @@ fn end_of_file_closes_an_open_utterance_and_exits_zero() {
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(utterances(&run.events()).len(), 1, "{}", run.stdout);
 }
+
+#[test]
+fn transcripts_are_decoded_during_the_silence_and_a_pause_does_not_split_the_words() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("pause.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    // A pause of 300 ms inside the second utterance: long enough for a
+    // speculative decode to start on its first half, shorter than the silence.
+    s.silence(1.0)
+        .say("turn on the kitchen lights")
+        .silence(1.5)
+        .say("set a timer")
+        .say_after(0.3, "for ten minutes")
+        .silence(1.5);
+    s.write(&wav);
+    let run = run_sottod(
+        &["--input-file", wav.to_str().unwrap(), "--json"],
+        Duration::from_secs(60),
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    assert_eq!(utterances(&events).len(), 2, "{}", run.stdout);
+    let finals: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "transcript")
+        .collect();
+    assert_eq!(finals.len(), 2, "{}", run.stdout);
+    for t in &finals {
+        assert_eq!(
+            t["timing"]["speculative"], true,
+            "paced speech with a long gap is decoded during the silence: {t}"
+        );
+        let timing = &t["timing"];
+        let parts: u64 = ["silence_ms", "queue_ms", "decode_ms", "publish_ms"]
+            .iter()
+            .map(|k| timing[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            parts,
+            t["latency_ms"].as_u64().unwrap(),
+            "the breakdown adds up: {t}"
+        );
+    }
+    let second = normalize(finals[1]["text"].as_str().unwrap());
+    assert!(
+        second.contains("timer") && second.contains("minutes"),
+        "the decode of the first half was discarded when speech resumed: {second:?}"
+    );
+}

@@ -324,6 +324,23 @@ impl Session {
         self.audio.samples.extend_from_slice(&speech.samples);
         self
     }
+    /// Speaks `text` exactly `gap` seconds after the end of the last voice:
+    /// espeak-ng's own padding is cut on both sides.
+    pub fn say_after(&mut self, gap: f32, text: &str) -> &mut Self {
+        let last_end = self.truth.last().expect("something was said").2;
+        let keep = (last_end * self.audio.rate as u64 / 1000) as usize;
+        self.audio.samples.truncate(keep);
+        self.silence(gap);
+        let speech = speak(text);
+        let (a, b) = voiced_span(&speech);
+        let offset = self.audio.samples.len();
+        let ms = |i: usize| (i as u64 * 1000) / self.audio.rate as u64;
+        self.truth
+            .push((text.to_string(), ms(offset), ms(offset + b - a)));
+        self.audio.samples.extend_from_slice(&speech.samples[a..]);
+        self
+    }
+
     pub fn write(&self, path: &Path) {
         write_wav(path, &self.audio);
     }
