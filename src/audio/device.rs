@@ -118,7 +118,7 @@ unsafe extern "C" fn ignore_alsa_error(
 /// Keeps alsa-lib's messages about failed opens off stderr for the calling
 /// thread. A daemon retrying a lost device every few seconds would otherwise
 /// print a dozen lines per attempt; the failure itself is reported once, as an
-/// event. Unlike [`with_stderr_silenced`] this touches no other thread's output.
+/// event. Unlike silencing fd 2 (as listing does), this touches no other thread's output.
 pub fn quiet_alsa_on_this_thread() {
     // SAFETY: sets a thread-local function pointer inside alsa-lib; the handler
     // ignores its arguments.
@@ -332,21 +332,54 @@ impl DeviceSource {
     /// supervisor starts in `no-device` and attaches when a default source
     /// appears.
     pub fn spawn(self) -> Result<JoinHandle<()>, DeviceError> {
-        quiet_alsa_on_this_thread();
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+        // The first open happens on the capture thread too, so the threads the
+        // audio host starts (PulseAudio's client, ALSA's poller) carry its name.
+        let (result_tx, result_rx) = crossbeam_channel::bounded::<Result<(), DeviceError>>(1);
+        let handle = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                quiet_alsa_on_this_thread();
+                let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+                match self.first_open(&wake_tx) {
+                    Ok(stream) => {
+                        let _ = result_tx.send(Ok(()));
+                        self.supervise(stream, wake_tx, wake_rx);
+                    }
+                    Err(e) => {
+                        let _ = result_tx.send(Err(e));
+                    }
+                }
+            })
+            .expect("spawn capture thread");
+        match result_rx.recv() {
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = handle.join();
+                Err(DeviceError::NoDefault)
+            }
+        }
+    }
+
+    /// The stream at start, `None` for a default device that is not there yet,
+    /// or the error for a named one.
+    fn first_open(&self, wake_tx: &Sender<()>) -> Result<Option<OpenStream>, DeviceError> {
         let first = find_device(&self.selector).and_then(|(name, device)| {
-            let (stream, capture) = open_stream(&device, &name, &self.counters, &wake_tx)?;
+            let (stream, capture) = open_stream(&device, &name, &self.counters, wake_tx)?;
             Ok((name, stream, capture))
         });
-        let stream = match (first, &self.selector) {
+        match (first, &self.selector) {
             (Ok((name, stream, capture)), _) => {
                 log::info!("capturing from {name} at {} Hz", capture.sample_rate);
                 let _ = self.streams.send(capture);
                 send_blocking(&self.events, Event::Device(name));
                 send_blocking(&self.events, Event::State(State::Listening));
-                Some(stream)
+                Ok(Some(stream))
             }
-            (Err(e), DeviceSelector::Named(_)) => return Err(e),
+            (Err(e), DeviceSelector::Named(_)) => Err(e),
             (Err(e), DeviceSelector::Default) => {
                 log::warn!("{e}");
                 send_blocking(
@@ -357,13 +390,9 @@ impl DeviceSource {
                     },
                 );
                 send_blocking(&self.events, Event::State(State::NoDevice));
-                None
+                Ok(None)
             }
-        };
-        Ok(std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || self.supervise(stream, wake_tx, wake_rx))
-            .expect("spawn capture thread"))
+        }
     }
 
     fn reopen(&self, wake: &Sender<()>) -> Option<OpenStream> {
