@@ -269,8 +269,8 @@ fn paced_session() -> SessionResult {
     }
 }
 
-/// Voluntary + involuntary context switches per thread name.
-fn switches(pid: u32) -> HashMap<String, u64> {
+/// Voluntary + involuntary context switches of each thread: tid → (name, count).
+fn switches(pid: u32) -> HashMap<String, (String, u64)> {
     let mut out = HashMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
@@ -287,8 +287,30 @@ fn switches(pid: u32) -> HashMap<String, u64> {
             .filter(|l| l.contains("ctxt_switches"))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
-        *out.entry(name).or_default() += n;
+        out.insert(task.file_name().to_string_lossy().into_owned(), (name, n));
     }
+    out
+}
+
+/// Wake-ups per second per thread name between two snapshots (threads that
+/// lived through both).
+fn wakeups(
+    before: &HashMap<String, (String, u64)>,
+    after: &HashMap<String, (String, u64)>,
+    seconds: f64,
+) -> Vec<(String, f64)> {
+    let mut by_name: HashMap<String, u64> = HashMap::new();
+    for (tid, (name, n)) in after {
+        if let Some((_, m)) = before.get(tid) {
+            *by_name.entry(name.clone()).or_default() += n.saturating_sub(*m);
+        }
+    }
+    let mut out: Vec<(String, f64)> = by_name
+        .into_iter()
+        .map(|(k, v)| (k, v as f64 / seconds))
+        .filter(|(_, w)| *w >= 0.05)
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
     out
 }
 
@@ -309,17 +331,7 @@ fn idle_cpu() -> (Vec<Row>, Value) {
     assert!(run.status.success());
     let hz = 100.0; // USER_HZ
     let percent = (ticks1 - ticks0) as f64 / hz / window.as_secs_f64() * 100.0;
-    let mut wakeups: Vec<(String, f64)> = sw1
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                (*v - sw0.get(k).copied().unwrap_or(0)) as f64 / window.as_secs_f64(),
-            )
-        })
-        .filter(|(_, w)| *w >= 0.05)
-        .collect();
-    wakeups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let wakeups = wakeups(&sw0, &sw1, window.as_secs_f64());
     let listing = wakeups
         .iter()
         .map(|(k, w)| format!("{k} {w:.0}/s"))
@@ -336,7 +348,12 @@ fn idle_cpu() -> (Vec<Row>, Value) {
                 "≤ 0.5 %",
                 Some(percent <= 0.5),
             ),
-            row("wake-ups per thread while idle", listing, "", None),
+            row(
+                "wake-ups per thread while idle (capture: the audio host's client threads)",
+                listing,
+                "",
+                None,
+            ),
         ],
         json!({"idle_cpu_percent": percent, "window_s": window.as_secs(), "wakeups_per_s": wakeups}),
     )
@@ -394,58 +411,16 @@ fn startup() -> (Vec<Row>, Value) {
     )
 }
 
-/// RSS over a long `--no-pace` run: at five minutes of audio (or a third of a
-/// shorter run, never before one pass) and the peak after it.
+/// RSS over a long `--no-pace` run: (reference KiB, peak after it KiB,
+/// reference position s, length s).
 fn hour_rss() -> (u64, u64, f64, f64) {
     let (seconds, clips) = if smoke() {
         (120.0, Some(3))
     } else {
         (3600.0, None)
     };
-    let session = shared_session(seconds, clips);
-    let total = session.audio.samples.len() as f64 / 16_000.0;
-    let reference_s = session.cycle_seconds.max((total / 3.0).min(300.0));
-    let dir = scratch();
-    let wav = dir.path().join("hour.wav");
-    write_wav(&wav, &session.audio);
-    drop(session);
-    let bus = PrivateBus::start();
-    let mut cmd = sottod(&bus);
-    cmd.args([
-        "--input-file",
-        wav.to_str().unwrap(),
-        "--no-pace",
-        "--json",
-        "-q",
-    ]);
-    let mut daemon = LiveDaemon::spawn(cmd);
-    let mut samples: Vec<(f64, u64)> = Vec::new();
-    let mut first_end: Option<u64> = None;
-    while !daemon.exited() {
-        let Some(e) = daemon.try_event(|e| e["event"] == "transcript", Duration::from_millis(200))
-        else {
-            continue;
-        };
-        let end = e["end_ms"].as_u64().unwrap();
-        let origin = *first_end.get_or_insert(end);
-        let rss = daemon.rss_kib();
-        if rss > 0 {
-            samples.push(((end - origin) as f64 / 1000.0, rss));
-        }
-    }
-    let _ = daemon.stop(15, Duration::from_secs(10));
-    let reference = samples
-        .iter()
-        .find(|(p, _)| *p >= reference_s)
-        .copied()
-        .unwrap_or(samples[0]);
-    let peak = samples
-        .iter()
-        .filter(|(p, _)| *p >= reference.0)
-        .map(|&(_, r)| r)
-        .max()
-        .unwrap_or(reference.1);
-    (reference.1, peak, reference.0, total)
+    let run = LongRun::measure(seconds, clips);
+    (run.reference_kib, run.peak_kib, run.reference_s, run.end_s)
 }
 
 fn plot(latencies: &[f64], decodes: &[(f64, f64)], path: &std::path::Path) {

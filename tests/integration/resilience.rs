@@ -87,22 +87,9 @@ fn loss_and_return(device: Option<&str>, loss: Loss) {
     // The open utterance ended in a transcript of what was heard, or a drop.
     let id = started["id"].as_u64().unwrap();
     let events = daemon.events();
-    let end = events
-        .iter()
-        .find(|e| {
-            e["id"].as_u64() == Some(id)
-                && matches!(e["event"].as_str(), Some("transcript" | "dropped"))
-        })
+    let end = ending_of(&events, id)
         .cloned()
-        .unwrap_or_else(|| {
-            daemon.wait_event(
-                |e| {
-                    e["id"].as_u64() == Some(id)
-                        && matches!(e["event"].as_str(), Some("transcript" | "dropped"))
-                },
-                Duration::from_secs(10),
-            )
-        });
+        .unwrap_or_else(|| daemon.wait_event(|e| is_ending_of(e, id), Duration::from_secs(10)));
     eprintln!("{loss:?}: utterance open at the loss ended as {end}");
 
     // Waiting costs no measurable CPU: the retries back off to 4 s.
@@ -418,12 +405,7 @@ fn sigterm_mid_utterance_ends_it_and_exits_promptly_and_sighup_is_ignored() {
         );
         let id = started["id"].as_u64().unwrap();
         let events = run.events();
-        let end = events
-            .iter()
-            .find(|e| {
-                e["id"].as_u64() == Some(id)
-                    && matches!(e["event"].as_str(), Some("transcript" | "dropped"))
-            })
+        let end = ending_of(&events, id)
             .unwrap_or_else(|| panic!("utterance {id} has no ending: {events:?}"));
         assert!(
             end["event"] == "transcript" || end["reason"] == "shutdown",
