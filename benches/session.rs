@@ -92,17 +92,8 @@ fn paced_session() -> SessionResult {
     let mut daemon = LiveDaemon::spawn(cmd);
     bus.wait_for_name();
     let (mut listen, received) = listener(&bus);
-    daemon.wait_log("plays from capture clock", Duration::from_secs(60));
-    let origin = daemon
-        .stderr
-        .iter()
-        .find_map(|l| {
-            l.split("plays from capture clock ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .expect("origin");
+    daemon.wait_log(ORIGIN_LOG, Duration::from_secs(60));
+    let origin = file_origin_ms(daemon.stderr.iter().map(String::as_str)).expect("origin");
     std::thread::sleep(Duration::from_millis(300));
     let rss_start = daemon.rss_kib();
     let mut rss_after = rss_start;

@@ -72,7 +72,7 @@ pub struct Cli {
     )]
     pub min_speech_ms: i64,
 
-    /// Silence in milliseconds that ends an utterance
+    /// Silence in milliseconds, counted from the end of speech, that ends an utterance
     #[arg(
         long,
         env = "SOTTO_SILENCE_MS",

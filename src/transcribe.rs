@@ -399,9 +399,6 @@ pub struct TranscriberCounters {
     pub decode_ms: AtomicU64,
     /// Total audio of final utterances, ms.
     pub audio_ms: AtomicU64,
-    /// Speculative decodes started, and those whose text was published.
-    pub speculations: AtomicU64,
-    pub speculation_hits: AtomicU64,
 }
 
 /// Work for the whisper thread, from the dsp thread.
@@ -536,10 +533,6 @@ impl TranscriberInternal {
         if gate.load(Ordering::Acquire) != id || !self.setup.jobs.is_empty() {
             return;
         }
-        self.setup
-            .counters
-            .speculations
-            .fetch_add(1, Ordering::Relaxed);
         let shutdown = self.setup.shutdown.clone();
         let current = move || {
             gate.load(Ordering::Acquire) == id && now_ms() < shutdown.load(Ordering::Relaxed)
@@ -615,10 +608,6 @@ impl TranscriberInternal {
             // The same samples (a tentative utterance is a prefix of the open
             // buffer, so equal length means equal audio): the same text.
             Some(s) => {
-                self.setup
-                    .counters
-                    .speculation_hits
-                    .fetch_add(1, Ordering::Relaxed);
                 let outcome = Outcome {
                     result: Ok(s.heard),
                     started_ms: s.started_ms,

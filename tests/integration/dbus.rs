@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -13,10 +13,6 @@ fn sotto(bus: &PrivateBus) -> Command {
     let mut c = bus.client(env!("CARGO_BIN_EXE_sotto"));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
-}
-
-fn wait_for_name(bus: &PrivateBus) {
-    bus.wait_for_name();
 }
 
 /// A daemon on `bus` reading `seconds` of silence (the file is `silence.wav`
@@ -31,12 +27,8 @@ fn daemon_on_silence(bus: &PrivateBus, seconds: f32) -> (tempfile::TempDir, Chil
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_name(bus);
+    bus.wait_for_name();
     (dir, daemon)
-}
-
-fn busctl(bus: &PrivateBus, args: &[&str]) -> String {
-    bus.busctl(args)
 }
 
 fn finish(mut child: Child) -> String {
@@ -88,7 +80,7 @@ fn signals_follow_the_invariant_and_reach_real_clients() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_name(&bus);
+    bus.wait_for_name();
     let listen = sotto(&bus).args(["listen", "--json"]).spawn().unwrap();
     let plain = sotto(&bus).arg("listen").spawn().unwrap();
     let monitor = bus
@@ -176,30 +168,10 @@ fn pause_resume_properties_and_stats_with_busctl() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_name(&bus);
-    let path = "/org/sotto/Sotto1";
-    let get = |prop: &str| {
-        busctl(
-            &bus,
-            &[
-                "get-property",
-                "org.sotto.Sotto1",
-                path,
-                "org.sotto.Sotto1",
-                prop,
-            ],
-        )
-    };
+    bus.wait_for_name();
     // The model loads after the name is taken; the source opens after that.
-    let start = Instant::now();
-    while get("State") != "s \"listening\"" {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "never listening: {}",
-            get("State")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    bus.wait_for_state("listening", Duration::from_secs(10));
+    let get = |prop: &str| bus.property(prop);
     assert_eq!(get("Language"), "s \"en\"");
     assert!(
         get("Device").contains("file:") && get("Device").contains("s.wav"),
@@ -207,46 +179,20 @@ fn pause_resume_properties_and_stats_with_busctl() {
         get("Device")
     );
     assert!(get("Model").contains("ggml-tiny.en.bin"));
-    busctl(
-        &bus,
-        &[
-            "call",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "Pause",
-        ],
-    );
+    bus.call("Pause");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get("State"), "s \"paused\"");
+    assert_eq!(bus.state(), "paused");
     let status = sotto(&bus).arg("status").output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).starts_with("state: paused"));
-    busctl(
-        &bus,
-        &[
-            "call",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "Resume",
-        ],
-    );
+    bus.call("Resume");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get("State"), "s \"listening\"");
+    assert_eq!(bus.state(), "listening");
 
     // Stats in the closing silence match what was emitted.
     std::thread::sleep(Duration::from_secs(8));
-    let stats = busctl(
-        &bus,
-        &[
-            "--json=short",
-            "call",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "GetStats",
-        ],
-    );
+    let mut args = vec!["--json=short"];
+    args.extend(sotto_member("call", "GetStats"));
+    let stats = bus.busctl(&args);
     let run = wait_output(daemon, Duration::from_secs(60));
     let events = run.events();
     let stats: Value = serde_json::from_str(&stats).unwrap();

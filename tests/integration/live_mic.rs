@@ -1,10 +1,7 @@
 //! A live (virtual) microphone: PulseAudio null sink, speech played into it in
 //! real time, captured through cpal's PulseAudio host and its ALSA host.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -24,52 +21,20 @@ fn live_session(device: &str) {
     }
     s.write(&wav);
 
-    let mut child = mic
-        .sottod()
-        .args(["--device", device, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let started = Instant::now();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line.contains("capturing from") => break,
-            Ok(_) => {}
-            Err(_) => panic!("sottod did not start capturing within 30 s"),
-        }
-        assert!(started.elapsed() < Duration::from_secs(30));
-    }
+    let mut cmd = mic.sottod();
+    cmd.args(["--device", device, "--json"]);
+    let mut daemon = LiveDaemon::spawn(cmd);
+    daemon.wait_log("capturing from", Duration::from_secs(30));
     let (play_ms, mut paplay) = mic.play(&wav);
     assert!(paplay.wait().unwrap().success(), "paplay failed");
     std::thread::sleep(Duration::from_millis(2500));
-    signal(&child, 15);
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let status = child.wait().unwrap();
-    let stderr = reader.join().unwrap();
-    assert!(status.success(), "sottod exit {status:?}: {stderr}");
-    let run = Run {
-        status,
-        stdout,
-        stderr,
-    };
+    let (run, _) = daemon.stop(15, Duration::from_secs(10));
+    assert!(
+        run.status.success(),
+        "sottod exit {:?}: {}",
+        run.status,
+        run.stderr
+    );
     let utts = utterances(&run.events());
     assert_eq!(
         utts.len(),

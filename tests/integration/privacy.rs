@@ -161,59 +161,18 @@ fn only_group_sotto_can_control_read_or_hear_the_daemon_on_the_system_bus() {
         },
         &bus,
     );
-    let path = "/org/sotto/Sotto1";
-    let (ok, text) = busctl_as(
-        &OUTSIDER,
-        &bus,
-        &[
-            "call",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "Pause",
-        ],
-    );
+    let (ok, text) = busctl_as(&OUTSIDER, &bus, &sotto_member("call", "Pause"));
     assert!(
         !ok && (text.contains("AccessDenied") || text.contains("Access denied")),
         "outsider Pause: {text}"
     );
-    let (ok, text) = busctl_as(
-        &OUTSIDER,
-        &bus,
-        &[
-            "get-property",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "State",
-        ],
-    );
+    let (ok, text) = busctl_as(&OUTSIDER, &bus, &sotto_member("get-property", "State"));
     assert!(!ok, "outsider read State: {text}");
     let member = ["--reuid=65534", "--regid=65534", "--groups=sotto"];
-    let (ok, text) = busctl_as(
-        &member,
-        &bus,
-        &[
-            "get-property",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "State",
-        ],
-    );
+    let (ok, text) = busctl_as(&member, &bus, &sotto_member("get-property", "State"));
     assert!(ok && text.starts_with("s \""), "member read State: {text}");
     // Resume while listening changes nothing, but proves a member may call.
-    let (ok, text) = busctl_as(
-        &member,
-        &bus,
-        &[
-            "call",
-            "org.sotto.Sotto1",
-            path,
-            "org.sotto.Sotto1",
-            "Resume",
-        ],
-    );
+    let (ok, text) = busctl_as(&member, &bus, &sotto_member("call", "Resume"));
     assert!(ok, "member Resume: {text}");
 
     let run = wait_output(daemon, Duration::from_secs(30));

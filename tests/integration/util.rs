@@ -119,15 +119,14 @@ impl PrivateBus {
         }
     }
 
+    /// A property of the daemon as busctl prints it (`s "listening"`).
+    pub fn property(&self, name: &str) -> String {
+        self.busctl(&sotto_member("get-property", name))
+    }
+
     /// The daemon's `State` property (`listening`, `no-device`, …).
     pub fn state(&self) -> String {
-        let out = self.busctl(&[
-            "get-property",
-            "org.sotto.Sotto1",
-            "/org/sotto/Sotto1",
-            "org.sotto.Sotto1",
-            "State",
-        ]);
+        let out = self.property("State");
         out.trim_start_matches("s ").trim_matches('"').to_string()
     }
 
@@ -149,14 +148,20 @@ impl PrivateBus {
 
     /// Calls a method of org.sotto.Sotto1 without arguments.
     pub fn call(&self, method: &str) -> String {
-        self.busctl(&[
-            "call",
-            "org.sotto.Sotto1",
-            "/org/sotto/Sotto1",
-            "org.sotto.Sotto1",
-            method,
-        ])
+        self.busctl(&sotto_member("call", method))
     }
+}
+
+/// busctl arguments for `verb` (`call`, `get-property`) on a member of the
+/// daemon's object.
+pub fn sotto_member<'a>(verb: &'a str, member: &'a str) -> [&'a str; 5] {
+    [
+        verb,
+        "org.sotto.Sotto1",
+        "/org/sotto/Sotto1",
+        "org.sotto.Sotto1",
+        member,
+    ]
 }
 
 impl Drop for PrivateBus {
@@ -368,15 +373,23 @@ impl Run {
     }
     /// The capture clock of the input file's first frame, from the info log.
     pub fn file_origin_ms(&self) -> u64 {
-        let marker = "plays from capture clock ";
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.contains(marker))
-            .expect("origin log line");
-        let rest = &line[line.find(marker).unwrap() + marker.len()..];
-        rest.split_whitespace().next().unwrap().parse().unwrap()
+        file_origin_ms(self.stderr.lines()).expect("origin log line")
     }
+}
+
+/// The log line that gives an input file's capture clock origin.
+pub const ORIGIN_LOG: &str = "plays from capture clock ";
+
+/// The capture clock of the input file's first frame, from sottod's stderr lines.
+pub fn file_origin_ms<'a>(mut lines: impl Iterator<Item = &'a str>) -> Option<u64> {
+    lines.find_map(|l| {
+        l.split(ORIGIN_LOG)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 /// Waits for a child with a limit; kills it and fails the test past the limit.
@@ -1053,13 +1066,8 @@ impl LongRun {
         let mut cmd = sottod(&bus);
         cmd.args(["--input-file", wav.to_str().unwrap(), "--no-pace", "--json"]);
         let mut daemon = LiveDaemon::spawn(cmd);
-        daemon.wait_log("plays from capture clock", Duration::from_secs(60));
-        let origin = Run {
-            status: ExitStatus::default(),
-            stdout: String::new(),
-            stderr: daemon.stderr.join("\n"),
-        }
-        .file_origin_ms();
+        daemon.wait_log(ORIGIN_LOG, Duration::from_secs(60));
+        let origin = file_origin_ms(daemon.stderr.iter().map(String::as_str)).expect("origin");
         let start_kib = daemon.rss_kib();
         let mut samples: Vec<(f64, u64)> = Vec::new();
         let limit = Duration::from_secs_f64(60.0 + total_s);
