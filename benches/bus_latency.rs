@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use sotto::bus::{BusKind, Service};
+use sotto::bus::Service;
+use sotto::config::BusKind;
 use sotto::event::{Event, Transcript};
 
 #[path = "common/report.rs"]
@@ -105,8 +106,7 @@ fn main() {
                 start_ms: now_us(),
                 end_ms: 0,
                 confidence: 0.9,
-                decode_ms: 0,
-                timing: Default::default(),
+                timing: None,
             });
             service.publish(&event, 500).await;
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use sotto::score::{normalize, word_errors};
 use sotto::transcribe::{
-    audio_ctx_for, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
+    audio_ctx_for, judge, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
 
 #[path = "common/report.rs"]
@@ -68,7 +68,7 @@ fn timed(decoder: &mut Decoder, samples: &[f32], audio_ctx: i32, n: usize) -> (f
             .decode(samples, DecodeOptions::with_ctx(audio_ctx))
             .expect("decode");
         best = best.min(t.elapsed().as_secs_f64() * 1000.0);
-        out = text(heard);
+        out = text(judge(&heard));
     }
     (best, out)
 }

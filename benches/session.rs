@@ -29,42 +29,6 @@ use serde_json::{json, Value};
 use report::{bench_dir, percentile, row, smoke, Row};
 use util::*;
 
-/// Wall clock in fractional milliseconds.
-fn now_ms_f() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
-
-struct Received {
-    at_ms: f64,
-    event: Value,
-}
-
-/// `sotto listen --json` on `bus`, timestamping each line as it arrives.
-fn listener(bus: &PrivateBus) -> (std::process::Child, std::sync::mpsc::Receiver<Received>) {
-    let mut child = bus
-        .client(env!("CARGO_BIN_EXE_sotto"))
-        .args(["listen", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let at_ms = now_ms_f();
-            if let Ok(event) = serde_json::from_str(&line) {
-                let _ = tx.send(Received { at_ms, event });
-            }
-        }
-    });
-    (child, rx)
-}
-
 struct SessionResult {
     rows: Vec<Row>,
     data: Value,
@@ -91,7 +55,7 @@ fn paced_session() -> SessionResult {
     cmd.args(["--input-file", wav.to_str().unwrap(), "--json"]);
     let mut daemon = LiveDaemon::spawn(cmd);
     bus.wait_for_name();
-    let (mut listen, received) = listener(&bus);
+    let (mut listen, received) = timed_listener(&bus);
     daemon.wait_log(ORIGIN_LOG, Duration::from_secs(60));
     let origin = file_origin_ms(daemon.stderr.iter().map(String::as_str)).expect("origin");
     std::thread::sleep(Duration::from_millis(300));

@@ -1,7 +1,8 @@
 //! The D-Bus service `org.sotto.Sotto1` — the only module that knows D-Bus types.
 //!
-//! [`Sotto1`] only holds property values and a sender: its methods forward a
-//! [`BusRequest`] to the event loop and wait for the answer; they never do work.
+//! [`Sotto1`] only holds property values, a sender and the shared statistics:
+//! its methods forward a [`BusRequest`] to the event loop with `try_send` and
+//! return at once; they never do work and never wait for the loop.
 //! The event loop owns the connection and is the only publisher of signals.
 
 use std::collections::HashMap;
@@ -14,30 +15,13 @@ use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
 
+use crate::config::BusKind;
 use crate::event::{Event, State};
 use crate::stats::Stats;
 
 /// Well-known name, object path and interface name (the contract in DESIGN.md).
 pub const NAME: &str = "org.sotto.Sotto1";
 pub const PATH: &str = "/org/sotto/Sotto1";
-
-/// Which bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BusKind {
-    /// The user's session bus (desktops).
-    Session,
-    /// The system bus (appliances; needs the installed policy).
-    System,
-}
-
-impl BusKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BusKind::Session => "session",
-            BusKind::System => "system",
-        }
-    }
-}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +171,7 @@ impl Service {
     ) -> Result<Self, BusError> {
         let name = bus.as_str();
         let object = Sotto1 {
-            state: State::NoDevice,
+            state: State::Starting,
             device,
             model,
             language,
@@ -257,7 +241,7 @@ impl Service {
                 .await
             }
             Event::Dropped { id, reason } => Sotto1::dropped(e, *id, reason.as_str()).await,
-            Event::Error { kind, message } => Sotto1::error(e, kind, message).await,
+            Event::Error { kind, message } => Sotto1::error(e, kind.as_str(), message).await,
             Event::State(_) | Event::Hearing(_) | Event::Device(_) => Ok(()),
         };
         if let Err(err) = result {
@@ -293,11 +277,11 @@ pub mod client {
     use std::collections::HashMap;
 
     use futures_util::StreamExt;
-    use serde_json::json;
     use zbus::message::Type as MessageType;
     use zbus::{Connection, MatchRule, MessageStream, OwnedVariant};
 
     use super::{BusKind, NAME, PATH};
+    use crate::event::{DropReason, ErrorKind, Event, Transcript};
 
     /// Client errors, each one line.
     #[derive(Debug, thiserror::Error)]
@@ -448,17 +432,30 @@ pub mod client {
     }
 
     fn format_signal(msg: &zbus::Message, as_json: bool) -> Option<String> {
+        let (event, latency_ms) = event_of_signal(msg)?;
+        if as_json {
+            return event.to_json(latency_ms).map(|v| v.to_string());
+        }
+        match event {
+            Event::Transcript(t) => Some(t.text),
+            Event::Error { kind, message } => Some(format!("[{kind}] {message}")),
+            _ => None,
+        }
+    }
+
+    /// A signal of the interface, decoded back into the event it was sent for
+    /// (with the latency a transcript carries). `None` for other messages.
+    pub fn event_of_signal(msg: &zbus::Message) -> Option<(Event, u64)> {
         let header = msg.header();
-        let member = header.member()?.as_str().to_string();
         let body = msg.body();
-        let value = match member.as_str() {
+        let event = match header.member()?.as_str() {
             "SpeechStarted" => {
                 let (id, start_ms): (u64, u64) = body.deserialize().ok()?;
-                json!({"event": "speech_started", "id": id, "start_ms": start_ms})
+                Event::SpeechStarted { id, start_ms }
             }
             "SpeechEnded" => {
                 let (id, end_ms): (u64, u64) = body.deserialize().ok()?;
-                json!({"event": "speech_ended", "id": id, "end_ms": end_ms})
+                Event::SpeechEnded { id, end_ms }
             }
             "Transcript" => {
                 let (id, text, start_ms, end_ms, confidence, latency_ms): (
@@ -469,24 +466,32 @@ pub mod client {
                     f64,
                     u32,
                 ) = body.deserialize().ok()?;
-                if !as_json {
-                    return Some(text);
-                }
-                json!({"event": "transcript", "id": id, "text": text, "start_ms": start_ms, "end_ms": end_ms, "confidence": confidence, "latency_ms": latency_ms})
+                let t = Transcript {
+                    id,
+                    text,
+                    start_ms,
+                    end_ms,
+                    confidence,
+                    timing: None,
+                };
+                return Some((Event::Transcript(t), latency_ms.into()));
             }
             "Dropped" => {
                 let (id, reason): (u64, String) = body.deserialize().ok()?;
-                json!({"event": "dropped", "id": id, "reason": reason})
+                Event::Dropped {
+                    id,
+                    reason: DropReason::parse(&reason)?,
+                }
             }
             "Error" => {
                 let (kind, message): (String, String) = body.deserialize().ok()?;
-                if !as_json {
-                    return Some(format!("[{kind}] {message}"));
+                Event::Error {
+                    kind: ErrorKind::parse(&kind)?,
+                    message,
                 }
-                json!({"event": "error", "kind": kind, "message": message})
             }
             _ => return None,
         };
-        as_json.then(|| value.to_string())
+        Some((event, 0))
     }
 }

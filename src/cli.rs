@@ -5,7 +5,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
-pub use crate::bus::BusKind;
+/// `--bus`: which bus to publish on (resolved to [`crate::config::BusKind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BusArg {
+    /// The user's session bus (desktops).
+    Session,
+    /// The system bus (appliances; needs the installed policy).
+    System,
+}
 
 /// sottod — on-device speech-to-text daemon.
 ///
@@ -50,7 +57,7 @@ pub struct Cli {
     )]
     pub language: String,
 
-    /// Threads for decoding [default: 2 on two or more cores, measured best on a 2-core machine]
+    /// Threads for decoding [default: the number of cores, from 1 to 4]
     #[arg(long, env = "SOTTO_THREADS", value_name = "N")]
     pub threads: Option<i64>,
 
@@ -111,7 +118,7 @@ pub struct Cli {
 
     /// Bus to publish on
     #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
-    pub bus: BusKind,
+    pub bus: BusArg,
 
     /// Also print every event as one JSON object per line on stdout
     #[arg(long)]

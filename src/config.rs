@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::device::DeviceSelector;
-use crate::cli::{BusKind, Cli};
+use crate::cli::{BusArg, Cli};
 use crate::dsp::segmenter::SegmenterSettings;
 
 /// Where audio comes from.
@@ -12,6 +12,24 @@ use crate::dsp::segmenter::SegmenterSettings;
 pub enum Input {
     Device(DeviceSelector),
     File { path: PathBuf, paced: bool },
+}
+
+/// Which bus the service and the client use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// The user's session bus (desktops).
+    Session,
+    /// The system bus (appliances; needs the installed policy).
+    System,
+}
+
+impl BusKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusKind::Session => "session",
+            BusKind::System => "system",
+        }
+    }
 }
 
 /// Everything the daemon needs, checked.
@@ -25,7 +43,8 @@ pub struct Config {
     pub max_latency_ms: u64,
     pub bus: BusKind,
     pub json: bool,
-    /// 0 errors only, 1 warnings and info (default), 2 transcript text, 3 debug.
+    /// 0 errors only, 1 warnings and info (default), 2 debug (transcript text
+    /// included), 3 trace.
     pub verbosity: u8,
 }
 
@@ -173,7 +192,10 @@ impl Config {
                 max_utterance_ms,
             },
             max_latency_ms,
-            bus: cli.bus,
+            bus: match cli.bus {
+                BusArg::Session => BusKind::Session,
+                BusArg::System => BusKind::System,
+            },
             json: cli.json,
             verbosity,
         })

@@ -7,26 +7,24 @@ use std::io::Write;
 use anyhow::Context as _;
 use crossbeam_channel::Sender;
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use crate::audio::device::DeviceSource;
 use crate::audio::wav::WavInput;
-use crate::audio::{now_ms, SourceCommand};
+use crate::audio::SourceCommand;
 use crate::bus::{BusRequest, Service};
 use crate::config::{Config, Input};
 use crate::dsp::Dsp;
-use crate::event::{DropReason, Event, State};
+use crate::event::{DropReason, Event, State, Transcript};
+use crate::pipeline::{now_ms, Speculation, StopDeadline};
 use crate::stats::{SharedCounters, Stats};
-
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::transcribe::{Decoder, Transcriber, TranscriberSetup};
 
 /// Locks the statistics; a panic elsewhere while holding them cannot leave
 /// them inconsistent (plain counters), so a poisoned lock is used as is.
-fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
+pub(crate) fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
     stats.lock().unwrap_or_else(|e| e.into_inner())
 }
-use crate::transcribe::{
-    Decoder, ShutdownDeadline, SpeculationGate, Transcriber, TranscriberSetup,
-};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Events waiting for the event loop. Small: the loop only formats and sends.
 const EVENT_QUEUE: usize = 256;
@@ -62,28 +60,19 @@ impl Publisher {
     async fn publish(&mut self, event: Event) {
         let mut latency_ms = 0;
         let event = match event {
-            Event::Transcript(t) => {
-                latency_ms = now_ms().saturating_sub(t.end_ms);
-                if latency_ms > self.max_latency_ms {
-                    // The bound is a promise: a late transcript is not published.
-                    log::info!(
-                        "utterance {}: ready {latency_ms} ms after its end, past the bound",
-                        t.id
-                    );
-                    Event::Dropped {
-                        id: t.id,
-                        reason: DropReason::Deadline,
-                    }
-                } else {
+            Event::Transcript(t) => match bound_latency(t, now_ms(), self.max_latency_ms) {
+                Ok((t, latency)) => {
+                    latency_ms = latency;
                     lock(&self.stats).record_transcript(latency_ms);
                     log::info!(
                         "utterance {}: transcript, latency {latency_ms} ms, decode {} ms",
                         t.id,
-                        t.decode_ms
+                        t.decode_ms()
                     );
                     Event::Transcript(t)
                 }
-            }
+                Err(late) => late,
+            },
             other => other,
         };
         match &event {
@@ -108,6 +97,29 @@ impl Publisher {
             }
         }
     }
+}
+
+/// The latency bound, applied where transcripts are published: a transcript
+/// published at `now_ms` is late when more than `max_latency_ms` passed since
+/// its speech ended; a late one becomes `Dropped(deadline)` (the bound is a
+/// promise, not a statistic). Otherwise it comes back with its latency.
+fn bound_latency(
+    t: Transcript,
+    now_ms: u64,
+    max_latency_ms: u64,
+) -> Result<(Transcript, u64), Event> {
+    let latency_ms = now_ms.saturating_sub(t.end_ms);
+    if latency_ms > max_latency_ms {
+        log::info!(
+            "utterance {}: ready {latency_ms} ms after its end, past the bound",
+            t.id
+        );
+        return Err(Event::Dropped {
+            id: t.id,
+            reason: DropReason::Deadline,
+        });
+    }
+    Ok((t, latency_ms))
 }
 
 /// Runs the daemon until the input ends or `shutdown` resolves. Errors are
@@ -165,15 +177,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (command_tx, command_rx) = crossbeam_channel::bounded::<SourceCommand>(8);
 
     let max_latency_ms = config.max_latency_ms;
-    let gate = SpeculationGate::default();
-    let shutdown_at = ShutdownDeadline::new(AtomicU64::new(u64::MAX));
+    let speculation = Speculation::default();
+    let stop_at = StopDeadline::default();
     let setup = TranscriberSetup {
         jobs: utterance_rx,
         events: event_tx.clone(),
         max_latency_ms,
         counters: counters.transcriber.clone(),
-        gate: gate.clone(),
-        shutdown: shutdown_at.clone(),
+        speculation: speculation.clone(),
+        stop: stop_at.clone(),
     };
     let transcriber = Transcriber::spawn(decoder, setup);
 
@@ -181,7 +193,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         settings: config.segmenter,
         streams: stream_rx,
         utterances: utterance_tx,
-        gate,
+        speculation,
         events: event_tx.clone(),
         counters: counters.dsp.clone(),
         wait_when_full: matches!(config.input, Input::File { paced: false, .. }),
@@ -224,7 +236,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         json: config.json,
         max_latency_ms,
         stats,
-        source_state: State::NoDevice,
+        source_state: State::Starting,
         hearing: false,
     };
     tokio::pin!(shutdown);
@@ -236,10 +248,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Kept alive from this loop: if the loop hangs, systemd restarts sottod.
     let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
     loop {
-        if !ready_sent && publisher.source_state != State::NoDevice {
+        if !ready_sent && !matches!(publisher.source_state, State::Starting | State::NoDevice) {
             if let Some(n) = &notifier {
                 n.send("READY=1");
             }
+            log::info!("ready: model loaded and source open");
             ready_sent = true;
         }
         tokio::select! {
@@ -261,7 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 log::info!("stopping");
                 // What is still open or queued gets this long to become a
                 // transcript; then it is dropped with reason `shutdown`.
-                shutdown_at.store(now_ms() + SHUTDOWN_GRACE_MS, Ordering::Relaxed);
+                stop_at.set(now_ms() + SHUTDOWN_GRACE_MS);
                 stop_source(&command_tx);
                 give_up = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_LIMIT_MS)));
             }
@@ -284,7 +297,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "done: {} utterances, {} transcripts, {} dropped",
         s.utterances,
         s.transcripts,
-        s.dropped_deadline + s.dropped_overload + s.dropped_no_speech + s.dropped_shutdown
+        s.dropped_deadline
+            + s.dropped_overload
+            + s.dropped_no_speech
+            + s.dropped_shutdown
+            + s.dropped_error
     );
     Ok(())
 }
@@ -311,5 +328,48 @@ pub async fn shutdown_signal() {
             _ = int.recv() => return,
             _ = hup.recv() => log::info!("SIGHUP ignored"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Timing;
+
+    fn transcript(end_ms: u64) -> Transcript {
+        Transcript {
+            id: 7,
+            text: "Stop.".into(),
+            start_ms: end_ms - 800,
+            end_ms,
+            confidence: 0.9,
+            timing: Some(Timing::default()),
+        }
+    }
+
+    #[test]
+    fn a_transcript_within_the_bound_is_published_with_its_latency() {
+        let (t, latency) = bound_latency(transcript(10_000), 10_450, 500).unwrap();
+        assert_eq!((t.id, latency), (7, 450));
+        let (_, latency) = bound_latency(transcript(10_000), 10_500, 500).unwrap();
+        assert_eq!(latency, 500, "exactly at the bound is in time");
+    }
+
+    #[test]
+    fn a_late_transcript_becomes_a_deadline_drop() {
+        let late = bound_latency(transcript(10_000), 10_501, 500).unwrap_err();
+        assert_eq!(
+            late,
+            Event::Dropped {
+                id: 7,
+                reason: DropReason::Deadline
+            }
+        );
+    }
+
+    #[test]
+    fn a_clock_behind_the_capture_clock_is_no_latency() {
+        let (_, latency) = bound_latency(transcript(10_000), 9_990, 500).unwrap();
+        assert_eq!(latency, 0);
     }
 }

@@ -1,5 +1,7 @@
 //! Events that flow from the worker threads to the event loop, which publishes
-//! them (D-Bus signals, JSON lines) and keeps the statistics.
+//! them (D-Bus signals, JSON lines) and keeps the statistics. [`Event::to_json`]
+//! is the one JSON form: `sottod --json` prints it, and `sotto listen --json`
+//! decodes each signal back into an [`Event`] and prints the same.
 
 use serde_json::json;
 
@@ -15,6 +17,8 @@ pub enum DropReason {
     NoSpeech,
     /// The daemon stopped before it was decoded.
     Shutdown,
+    /// The speech engine failed on it (an `Error` of kind `engine` says how).
+    Error,
 }
 
 impl DropReason {
@@ -25,13 +29,78 @@ impl DropReason {
             DropReason::Overload => "overload",
             DropReason::NoSpeech => "no-speech",
             DropReason::Shutdown => "shutdown",
+            DropReason::Error => "error",
         }
+    }
+
+    /// The reason named by `as_str`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            DropReason::Deadline,
+            DropReason::Overload,
+            DropReason::NoSpeech,
+            DropReason::Shutdown,
+            DropReason::Error,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// What an `Error` signal is about. The strings are part of the D-Bus
+/// contract (`Error(kind, message)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The capture device went away; sottod retries.
+    DeviceLost,
+    /// The capture device is back after a loss.
+    DeviceRestored,
+    /// No capture device at start; sottod waits for one.
+    NoDevice,
+    /// The input file could not be read to the end.
+    InputFile,
+    /// The speech engine (whisper.cpp) failed on an utterance.
+    Engine,
+}
+
+impl ErrorKind {
+    /// The kind as it appears on the bus and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::DeviceLost => "device-lost",
+            ErrorKind::DeviceRestored => "device-restored",
+            ErrorKind::NoDevice => "no-device",
+            ErrorKind::InputFile => "input-file",
+            ErrorKind::Engine => "engine",
+        }
+    }
+
+    /// The kind named by `as_str`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Every kind, for tests and documentation.
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::DeviceLost,
+        ErrorKind::DeviceRestored,
+        ErrorKind::NoDevice,
+        ErrorKind::InputFile,
+        ErrorKind::Engine,
+    ];
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// Listening state, published as the `State` property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// The model is loading; nothing is captured yet.
+    Starting,
     /// Capturing, nobody speaking.
     Listening,
     /// Capturing, an utterance is open.
@@ -46,6 +115,7 @@ impl State {
     /// The state as it appears on the bus.
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Starting => "starting",
             State::Listening => "listening",
             State::Hearing => "hearing",
             State::Paused => "paused",
@@ -65,10 +135,16 @@ pub struct Transcript {
     pub end_ms: u64,
     /// 0..1, from the token probabilities.
     pub confidence: f64,
-    /// Wall time the decode took.
-    pub decode_ms: u64,
-    /// Where the time between the end of speech and the transcript went.
-    pub timing: Timing,
+    /// Where the time between the end of speech and the transcript went: known
+    /// inside the daemon, not carried by the D-Bus signal.
+    pub timing: Option<Timing>,
+}
+
+impl Transcript {
+    /// Wall time the decode took (0 when the timing is not known).
+    pub fn decode_ms(&self) -> u64 {
+        self.timing.map_or(0, |t| t.decode_ms())
+    }
 }
 
 /// Wall-clock moments (Unix epoch ms) in a transcript's life, for the latency
@@ -88,6 +164,11 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// Wall time the decode took.
+    pub fn decode_ms(&self) -> u64 {
+        self.decode_ended_ms.saturating_sub(self.decode_started_ms)
+    }
+
     /// The breakdown of a transcript published `latency_ms` after its `end_ms`:
     /// silence wait, queue wait, decode after the close, publish. The four add up
     /// to the latency.
@@ -128,7 +209,7 @@ pub enum Event {
         reason: DropReason,
     },
     Error {
-        kind: String,
+        kind: ErrorKind,
         message: String,
     },
     /// The source's state (listening, paused, no-device): becomes the `State` property.
@@ -150,22 +231,27 @@ impl Event {
             Event::SpeechEnded { id, end_ms } => {
                 json!({"event": "speech_ended", "id": id, "end_ms": end_ms})
             }
-            Event::Transcript(t) => json!({
-                "event": "transcript",
-                "id": t.id,
-                "text": t.text,
-                "start_ms": t.start_ms,
-                "end_ms": t.end_ms,
-                "confidence": t.confidence,
-                "latency_ms": latency_ms,
-                "decode_ms": t.decode_ms,
-                "timing": t.timing.breakdown(t.end_ms, latency_ms),
-            }),
+            Event::Transcript(t) => {
+                let mut value = json!({
+                    "event": "transcript",
+                    "id": t.id,
+                    "text": t.text,
+                    "start_ms": t.start_ms,
+                    "end_ms": t.end_ms,
+                    "confidence": t.confidence,
+                    "latency_ms": latency_ms,
+                });
+                if let Some(timing) = &t.timing {
+                    value["decode_ms"] = timing.decode_ms().into();
+                    value["timing"] = timing.breakdown(t.end_ms, latency_ms);
+                }
+                value
+            }
             Event::Dropped { id, reason } => {
                 json!({"event": "dropped", "id": id, "reason": reason.as_str()})
             }
             Event::Error { kind, message } => {
-                json!({"event": "error", "kind": kind, "message": message})
+                json!({"event": "error", "kind": kind.as_str(), "message": message})
             }
             Event::State(_) | Event::Hearing(_) | Event::Device(_) => return None,
         })

@@ -14,6 +14,7 @@ pub mod event;
 pub mod logging;
 pub mod model;
 pub mod notify;
+pub mod pipeline;
 pub mod score;
 pub mod stats;
 pub mod transcribe;

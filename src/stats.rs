@@ -22,7 +22,8 @@ pub struct SharedCounters {
     pub transcriber: Arc<TranscriberCounters>,
 }
 
-/// Everything `GetStats` reports. Owned by the event loop.
+/// Everything `GetStats` reports. Written by the event loop; the D-Bus object
+/// holds a clone of the `Arc<Mutex<…>>` and only copies it.
 #[derive(Debug)]
 pub struct Stats {
     pub shared: SharedCounters,
@@ -32,6 +33,7 @@ pub struct Stats {
     pub dropped_overload: u64,
     pub dropped_no_speech: u64,
     pub dropped_shutdown: u64,
+    pub dropped_error: u64,
     latencies: VecDeque<u64>,
 }
 
@@ -44,6 +46,7 @@ pub struct Snapshot {
     pub dropped_overload: u64,
     pub dropped_no_speech: u64,
     pub dropped_shutdown: u64,
+    pub dropped_error: u64,
     pub frames_captured: u64,
     pub frames_lost: u64,
     pub latency_p50_ms: u64,
@@ -64,6 +67,7 @@ impl Stats {
             dropped_overload: 0,
             dropped_no_speech: 0,
             dropped_shutdown: 0,
+            dropped_error: 0,
             latencies: VecDeque::with_capacity(LATENCY_WINDOW),
         }
     }
@@ -82,6 +86,7 @@ impl Stats {
             DropReason::Overload => self.dropped_overload += 1,
             DropReason::NoSpeech => self.dropped_no_speech += 1,
             DropReason::Shutdown => self.dropped_shutdown += 1,
+            DropReason::Error => self.dropped_error += 1,
         }
     }
 
@@ -104,6 +109,7 @@ impl Stats {
             dropped_overload: self.dropped_overload,
             dropped_no_speech: self.dropped_no_speech,
             dropped_shutdown: self.dropped_shutdown,
+            dropped_error: self.dropped_error,
             frames_captured: self.shared.capture.frames_captured.load(Ordering::Relaxed),
             frames_lost: self.shared.capture.frames_lost.load(Ordering::Relaxed),
             latency_p50_ms: pct(0.50),

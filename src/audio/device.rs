@@ -12,8 +12,9 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::capture::{self, CaptureCounters, CaptureWriter};
-use super::{now_ms, CaptureStream, SourceCommand, RING_SECONDS};
-use crate::event::{send_blocking, Event, EventSender, State};
+use super::{CaptureStream, SourceCommand, RING_SECONDS};
+use crate::event::{send_blocking, ErrorKind, Event, EventSender, State};
+use crate::pipeline::now_ms;
 
 /// Errors choosing or opening a capture device.
 #[derive(Debug, thiserror::Error)]
@@ -385,7 +386,7 @@ impl DeviceSource {
                 send_blocking(
                     &self.events,
                     Event::Error {
-                        kind: "no-device".into(),
+                        kind: ErrorKind::NoDevice,
                         message: "no default input device yet; sottod waits and attaches when one appears".into(),
                     },
                 );
@@ -440,7 +441,7 @@ impl DeviceSource {
                         attempt = 0;
                         log::warn!("capture device lost; retrying");
                         send_blocking(&self.events, Event::Error {
-                            kind: "device-lost".into(),
+                            kind: ErrorKind::DeviceLost,
                             message: "the capture device stopped; sottod retries until it returns".into(),
                         });
                         send_blocking(&self.events, Event::State(State::NoDevice));
@@ -454,7 +455,7 @@ impl DeviceSource {
                             lost = false;
                             log::info!("capture device restored after {attempt} attempts");
                             send_blocking(&self.events, Event::Error {
-                                kind: "device-restored".into(),
+                                kind: ErrorKind::DeviceRestored,
                                 message: "the capture device is back; listening again".into(),
                             });
                             send_blocking(&self.events, Event::State(State::Listening));

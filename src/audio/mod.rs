@@ -6,8 +6,6 @@ pub mod capture;
 pub mod device;
 pub mod wav;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// One uninterrupted run of captured audio: from a stream opening until it closes
 /// (device lost, paused, end of file). The dsp thread reads it to the end, then
 /// waits for the next one.
@@ -35,11 +33,3 @@ pub enum SourceCommand {
 /// Seconds of audio the ring holds. DESIGN asks for at least 2 s; 4 s leaves room
 /// for a dsp thread that was descheduled on a loaded two-core machine.
 pub const RING_SECONDS: f32 = 4.0;
-
-/// Wall-clock time as Unix epoch milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

@@ -12,8 +12,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::capture::{self, CaptureCounters, CaptureWriter};
-use super::{now_ms, CaptureStream, SourceCommand, RING_SECONDS};
-use crate::event::{send_blocking, Event, EventSender, State};
+use super::{CaptureStream, SourceCommand, RING_SECONDS};
+use crate::event::{send_blocking, ErrorKind, Event, EventSender, State};
+use crate::pipeline::now_ms;
+
+/// Sample rates accepted: telephone speech to high-resolution studio audio.
+/// The rate sizes the ring and the resampler, so a header's absurd rate must
+/// never reach them.
+pub const MIN_RATE: u32 = 8_000;
+pub const MAX_RATE: u32 = 384_000;
+/// Channels accepted (they are mixed down to mono).
+pub const MAX_CHANNELS: u16 = 32;
 
 /// Errors opening or reading a WAV file. Each message names the file and a fix.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +33,8 @@ pub enum WavError {
     NotWav { path: PathBuf, reason: String },
     #[error("{path} is an unsupported WAV ({reason}); use PCM 8/16/24/32-bit or 32-bit float, e.g. `sox in.wav -b 16 out.wav`")]
     Unsupported { path: PathBuf, reason: String },
+    #[error("{path} cannot be played: {reason}; resample or mix it down first, e.g. `sox in.wav -r 16000 -c 1 out.wav`")]
+    Layout { path: PathBuf, reason: String },
     #[error("{path} is truncated: its header promises {promised} bytes of audio but only {present} are there; re-export or re-copy the file")]
     Truncated {
         path: PathBuf,
@@ -73,7 +84,25 @@ impl WavInput {
             hound::SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
             hound::SampleFormat::Float => spec.bits_per_sample == 32,
         };
-        if !supported || spec.channels == 0 || spec.sample_rate == 0 {
+        if !(MIN_RATE..=MAX_RATE).contains(&spec.sample_rate) {
+            return Err(WavError::Layout {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its sample rate is {} Hz, outside {MIN_RATE}–{MAX_RATE} Hz",
+                    spec.sample_rate
+                ),
+            });
+        }
+        if spec.channels > MAX_CHANNELS {
+            return Err(WavError::Layout {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it has {} channels, more than {MAX_CHANNELS}",
+                    spec.channels
+                ),
+            });
+        }
+        if !supported || spec.channels == 0 {
             return Err(WavError::Unsupported {
                 path: path.to_path_buf(),
                 reason: format!(
@@ -214,7 +243,7 @@ impl WavInput {
                 send_blocking(
                     &events,
                     Event::Error {
-                        kind: "input-file".into(),
+                        kind: ErrorKind::InputFile,
                         message: format!("{}: {e}", self.path.display()),
                     },
                 );

@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sotto::bus::{client, BusKind};
+use sotto::bus::client;
+use sotto::config::BusKind;
 
 /// Talk to a running sottod over D-Bus (org.sotto.Sotto1).
 #[derive(Parser)]

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::audio::{now_ms, CaptureStream};
+use crate::audio::CaptureStream;
 use crate::event::{send_blocking, DropReason, Event, EventSender};
-use crate::transcribe::{Job, SpeculationGate};
+use crate::pipeline::{now_ms, Job, Speculation, WHISPER_RATE};
 use resample::Resampler;
 use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
@@ -36,8 +36,6 @@ const READ_BLOCK: usize = 4096;
 pub struct DspCounters {
     /// Utterances opened.
     pub utterances: AtomicU64,
-    /// 16 kHz frames analysed.
-    pub frames_analysed: AtomicU64,
 }
 
 /// The dsp thread's inputs and outputs.
@@ -49,9 +47,9 @@ pub struct Dsp {
     /// receiver. Bounded: when it is full a closed utterance is dropped with
     /// reason `overload` (a tentative one is simply not speculated on).
     pub utterances: Sender<Job>,
-    /// Names the utterance whose tentative audio is current; shared with the
-    /// transcriber.
-    pub gate: SpeculationGate,
+    /// Names the utterance whose tentative audio is current; the transcriber
+    /// holds a clone and stops a speculative decode that is no longer current.
+    pub speculation: Speculation,
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
@@ -104,9 +102,6 @@ impl Dsp {
                 block[first.len()..n].copy_from_slice(second);
                 chunk.commit_all();
                 frontend.push(&block[..n], &mut |s| self.handle(s));
-                self.counters
-                    .frames_analysed
-                    .store(frontend.frames_analysed(), Ordering::Relaxed);
             }
             frontend.end_stream(&mut |s| self.handle(s));
         }
@@ -120,15 +115,11 @@ impl Dsp {
                 send_blocking(&self.events, Event::Hearing(true));
             }
             Segment::Tentative(utterance) => {
-                self.gate.store(utterance.id, Ordering::Release);
+                self.speculation.name(utterance.id);
                 // Best effort: a busy transcriber has better things to do.
                 let _ = self.utterances.try_send(Job::Speculate(utterance));
             }
-            Segment::Resumed { id } => {
-                let _ = self
-                    .gate
-                    .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
-            }
+            Segment::Resumed { id } => self.speculation.withdraw(id),
             Segment::Ended(utterance) => {
                 let (id, end_ms) = (utterance.id, utterance.end_ms);
                 let job = Job::Final {
@@ -178,26 +169,23 @@ pub struct Frontend {
 struct FrameScorer {
     vad: Vad,
     segmenter: Segmenter,
-    frames_analysed: u64,
 }
 
 impl FrameScorer {
     fn frame(&mut self, frame: &[f32; vad::FRAME_SAMPLES], out: &mut impl FnMut(Segment)) {
         let score = self.vad.score(frame);
         self.segmenter.push(frame, score, out);
-        self.frames_analysed += 1;
     }
 }
 
 impl Frontend {
     pub fn new(settings: SegmenterSettings) -> Self {
         Self {
-            resampler: Resampler::new(resample::TARGET_RATE),
+            resampler: Resampler::new(WHISPER_RATE),
             framer: Framer::default(),
             scorer: FrameScorer {
                 vad: Vad::new(),
                 segmenter: Segmenter::new(settings),
-                frames_analysed: 0,
             },
         }
     }
@@ -205,11 +193,6 @@ impl Frontend {
     /// No utterance is open or starting.
     pub fn is_quiet(&self) -> bool {
         self.scorer.segmenter.is_quiet()
-    }
-
-    /// 16 ms frames scored since creation.
-    pub fn frames_analysed(&self) -> u64 {
-        self.scorer.frames_analysed
     }
 
     /// Starts a stream at `sample_rate` whose first frame is at `origin_ms`.

@@ -13,8 +13,7 @@ use rubato::{
     SincInterpolationType, WindowFunction,
 };
 
-/// Whisper and the VAD expect 16 kHz.
-pub const TARGET_RATE: u32 = 16_000;
+use crate::pipeline::WHISPER_RATE as TARGET_RATE;
 
 /// Input frames per FFT chunk: about 23 ms at 44.1 kHz, short enough to keep the
 /// added latency small, long enough for the FFT to be cheap per sample.

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::vad::{FRAME_MS, FRAME_SAMPLES};
+pub use crate::pipeline::Utterance;
 
 /// Segmenter settings, in milliseconds as the CLI gives them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,18 +37,6 @@ const POST_ROLL_MS: u64 = 160;
 /// waveform). Boundaries are moved back by these lags.
 const ONSET_LAG_FRAMES: u64 = 1;
 const RELEASE_LAG_FRAMES: u64 = 4;
-
-/// One utterance, handed to the transcriber.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Utterance {
-    pub id: u64,
-    /// 16 kHz mono: pre-roll, the speech, and a short tail.
-    pub samples: Vec<f32>,
-    /// Capture clock (Unix epoch ms) of the first voiced frame.
-    pub start_ms: u64,
-    /// Capture clock (Unix epoch ms) of the end of the last voiced frame.
-    pub end_ms: u64,
-}
 
 /// What the segmenter tells its driver.
 #[derive(Debug, Clone, PartialEq)]

@@ -67,6 +67,11 @@ pub struct Variable {
 }
 
 impl Variable {
+    /// The shape, outermost dimension first.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
     /// The values as f32, whatever float type they are stored in.
     fn to_f32(&self) -> Option<Vec<f32>> {
         Some(match self.dtype {
@@ -381,7 +386,14 @@ pub fn to_ggml(
     let enc_pos = get("encoder/position_encodings/encodings")?;
     let dec_pos = get("decoder/position_encodings/encodings")?;
     let conv1 = get("encoder/conv1/weight")?;
-    let (n_audio_ctx, n_text_ctx) = (enc_pos.dims[0], dec_pos.dims[0]);
+    let first_dim = |v: &Variable, name: &str| {
+        v.dims
+            .first()
+            .copied()
+            .ok_or_else(|| fmt(format!("{name} has no dimensions")))
+    };
+    let n_audio_ctx = first_dim(enc_pos, "encoder/position_encodings/encodings")?;
+    let n_text_ctx = first_dim(dec_pos, "decoder/position_encodings/encodings")?;
     let n_mels = *conv1
         .dims
         .get(1)
@@ -470,7 +482,9 @@ pub fn to_ggml(
         let w = floats(&w_name)?;
         let b = floats(&b_name)?;
         let dims = shape_of(&w_name)?;
-        let (rows, cols) = (dims[0], dims[1]);
+        let [rows, cols] = dims[..] else {
+            return Err(fmt(format!("{w_name} is not 2-D")));
+        };
         let parts = names.len();
         if rows % parts != 0 || b.len() != rows {
             return Err(fmt(format!(

@@ -156,3 +156,59 @@ fn a_latency_bound_below_the_silence() {
         "--max-latency-ms (400) must be above --silence-ms (500)",
     );
 }
+
+/// A WAV whose header claims `rate` Hz and `channels` channels, with a little audio.
+fn odd_wav(name: &str, rate: u32, channels: u16) -> (tempfile::TempDir, String) {
+    let dir = scratch();
+    let path = dir.path().join(name);
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for _ in 0..channels as usize * 1_000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+#[test]
+fn a_wav_at_an_absurd_sample_rate() {
+    // 1 Hz would play for hours; 1 GHz would size a 16 GiB ring.
+    for rate in [1, 7_999, 384_001, 1_000_000_000] {
+        let (_dir, path) = odd_wav("odd-rate.wav", rate, 1);
+        fails(
+            &["--input-file", &path],
+            &format!("its sample rate is {rate} Hz, outside 8000–384000 Hz"),
+        );
+    }
+}
+
+#[test]
+fn a_wav_with_absurd_channels() {
+    let (_dir, path) = odd_wav("many.wav", 16_000, 200);
+    fails(
+        &["--input-file", &path],
+        "it has 200 channels, more than 32",
+    );
+}
+
+#[test]
+fn wavs_at_the_edges_of_the_accepted_range_play() {
+    for (rate, channels) in [(8_000, 1), (384_000, 2), (16_000, 32)] {
+        let (_dir, path) = odd_wav("edge.wav", rate, channels);
+        let run = run_sottod(
+            &["--input-file", &path, "--no-pace"],
+            Duration::from_secs(60),
+        );
+        assert!(
+            run.status.success(),
+            "{rate} Hz, {channels} channels: {}",
+            run.stderr
+        );
+    }
+}

@@ -82,6 +82,7 @@ fn signals_follow_the_invariant_and_reach_real_clients() {
         .unwrap();
     bus.wait_for_name();
     let listen = sotto(&bus).args(["listen", "--json"]).spawn().unwrap();
+    let (timed, received) = timed_listener(&bus);
     let plain = sotto(&bus).arg("listen").spawn().unwrap();
     let monitor = bus
         .client("gdbus")
@@ -126,9 +127,11 @@ fn signals_follow_the_invariant_and_reach_real_clients() {
             "play some music"
         ]
     );
-    for e in events.iter().filter(|e| e["event"] == "transcript") {
-        assert!(e["latency_ms"].as_u64().unwrap() <= 3000);
-    }
+    // The bound, where a client sees it: each transcript's arrival at a real
+    // client, on the client's own clock, against its end of speech.
+    let _ = wait_output(timed, Duration::from_secs(5));
+    let received: Vec<Received> = received.try_iter().collect();
+    assert_eq!(assert_received_within(&received, 3000).len(), 3);
     // The plain listener prints the transcripts, one per line.
     let plain = wait_output(plain, Duration::from_secs(5));
     let lines: Vec<String> = plain.stdout.lines().map(normalize).collect();
@@ -262,39 +265,66 @@ fn no_bus_is_a_one_line_error() {
     assert_clean_failure(&run, "cannot connect to the session bus");
 }
 
+/// The daemon is frozen (SIGSTOP) while a sentence is spoken into a paced
+/// file, for longer than the bound: when it thaws, each utterance is already
+/// late, whatever this machine's decode speed. The whisper thread must drop it
+/// before decoding (not decode it and leave the drop to the publisher), and no
+/// client may receive a late transcript.
 #[test]
-fn overload_drops_every_utterance_at_its_deadline_and_publishes_nothing_late() {
+fn an_utterance_late_before_its_decode_is_dropped_without_decoding() {
     model_path();
+    let bus = PrivateBus::start();
     let dir = scratch();
     let mut s = Session::new(ESPEAK_RATE);
-    s.silence(0.5);
-    for text in ["open the window", "close the door", "turn up the heat"] {
-        s.say(text).silence(1.0);
-    }
+    s.silence(1.0).say("open the window").silence(3.0);
+    s.say("close the door").silence(1.5);
     let wav = dir.path().join("s.wav");
     s.write(&wav);
-    let run = run_sottod(
-        &[
-            "--input-file",
-            wav.to_str().unwrap(),
-            "--json",
-            "--silence-ms",
-            "300",
-            "--max-latency-ms",
-            "350",
-        ],
-        Duration::from_secs(60),
-    );
+    let bound: u64 = 1_000;
+    let mut cmd = sottod(&bus);
+    cmd.args([
+        "--input-file",
+        wav.to_str().unwrap(),
+        "--json",
+        "--max-latency-ms",
+        &bound.to_string(),
+    ]);
+    let mut daemon = LiveDaemon::spawn(cmd);
+    bus.wait_for_name();
+    let (listener, received) = timed_listener(&bus);
+    for _ in 0..2 {
+        daemon.wait_event(|e| e["event"] == "speech_started", Duration::from_secs(30));
+        // Frozen for 2.5 times the bound: the file's clock runs on meanwhile.
+        signal(&daemon.child, 19);
+        std::thread::sleep(Duration::from_millis(5 * bound / 2));
+        signal(&daemon.child, 18);
+    }
+    let (run, _) = daemon.stop(0, Duration::from_secs(30));
     assert!(run.status.success(), "{}", run.stderr);
     let events = run.events();
-    let utts = utterances(&events);
-    assert_eq!(utts.len(), 3);
-    assert!(transcripts(&events).is_empty(), "{}", run.stdout);
-    let deadline_drops = events
+    assert_eq!(utterances(&events).len(), 2, "{}", run.stdout);
+    let drops = events
         .iter()
         .filter(|e| e["event"] == "dropped" && e["reason"] == "deadline")
         .count();
-    assert_eq!(deadline_drops, 3, "{}", run.stdout);
+    assert_eq!(drops, 2, "{}", run.stdout);
+    let before_decoding = run.stderr.matches("dropped before decoding").count();
+    assert_eq!(
+        before_decoding, 2,
+        "the whisper thread dropped both without decoding: {}",
+        run.stderr
+    );
+    let _ = wait_output(listener, Duration::from_secs(5));
+    let received: Vec<Received> = received.try_iter().collect();
+    assert_received_within(&received, bound);
+    assert!(
+        received
+            .iter()
+            .filter(|r| r.event["event"] == "dropped")
+            .count()
+            == 2,
+        "the client heard both drops"
+    );
 }
 
 #[test]

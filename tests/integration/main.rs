@@ -5,6 +5,7 @@ mod util;
 
 mod bad_input;
 mod dbus;
+mod engine;
 mod files;
 mod live_mic;
 mod models;

@@ -305,6 +305,7 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
     mic.bus.wait_for_name();
     mic.bus.wait_for_state("listening", Duration::from_secs(30));
 
+    let (listener, received) = timed_listener(&mic.bus);
     let baseline = say_and_hear(&mic, &mut daemon, &first)["latency_ms"]
         .as_u64()
         .unwrap();
@@ -339,10 +340,7 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
     eprintln!("GetStats: {stats}");
     for e in &finals {
         match e["event"].as_str().unwrap() {
-            "transcript" => assert!(
-                e["latency_ms"].as_u64().unwrap() <= bound,
-                "a transcript past the bound: {e}"
-            ),
+            "transcript" => {}
             _ => assert!(
                 matches!(
                     e["reason"].as_str(),
@@ -352,13 +350,18 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
             ),
         }
     }
-    // Every utterance has exactly one ending; every transcript of the run
-    // kept the bound.
+    // Every utterance has exactly one ending; every transcript a real client
+    // received under load arrived within the bound, on the client's clock.
     let events = run.events();
     utterances(&events);
-    for e in events.iter().filter(|e| e["event"] == "transcript") {
-        assert!(e["latency_ms"].as_u64().unwrap() <= bound, "{e}");
-    }
+    let _ = wait_output(listener, Duration::from_secs(5));
+    let received: Vec<Received> = received.try_iter().collect();
+    let seen = assert_received_within(&received, bound);
+    assert_eq!(
+        seen.len(),
+        transcripts(&events).len(),
+        "the client received every transcript"
+    );
     // Lost audio is counted, not hidden: GetStats reports frames_lost.
     assert!(stats.contains("frames_lost"), "{stats}");
     assert!(

@@ -166,6 +166,7 @@ fn the_daemon_tells_systemd_it_is_ready_and_keeps_the_watchdog_alive() {
         .spawn()
         .unwrap();
     let mut messages = Vec::new();
+    let mut state_at_ready = None;
     let mut buf = [0u8; 256];
     while messages
         .iter()
@@ -174,9 +175,41 @@ fn the_daemon_tells_systemd_it_is_ready_and_keeps_the_watchdog_alive() {
         < 3
     {
         let n = socket.recv(&mut buf).expect("a notification within 10 s");
-        messages.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        let message = String::from_utf8_lossy(&buf[..n]).to_string();
+        if message == "READY=1" {
+            // systemd starts the units that wait for sotto now: the model must
+            // be loaded and the source open, so State is past `starting`.
+            state_at_ready = Some(bus.state());
+        }
+        messages.push(message);
     }
     let run = wait_output(child, std::time::Duration::from_secs(20));
     assert!(run.status.success(), "{}", run.stderr);
-    assert!(messages.contains(&"READY=1".to_string()), "{messages:?}");
+    let state = state_at_ready.unwrap_or_else(|| panic!("no READY=1 in {messages:?}"));
+    assert!(
+        state == "listening" || state == "hearing",
+        "State was {state:?} when READY=1 arrived"
+    );
+    let loaded = run.stderr.find("model tiny.en loaded");
+    let ready = run.stderr.find("ready: model loaded and source open");
+    assert!(
+        loaded.is_some() && ready.is_some() && loaded < ready,
+        "the model loads before READY=1: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn both_units_wait_for_readiness_from_the_daemon() {
+    for unit in ["sotto.user.service", "sotto.system.service"] {
+        let text = std::fs::read_to_string(project_root().join("systemd").join(unit)).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim() == "Type=notify"),
+            "{unit}: READY=1 counts only under Type=notify"
+        );
+        assert!(
+            text.lines().any(|l| l.trim() == "NotifyAccess=main"),
+            "{unit}"
+        );
+    }
 }

@@ -738,6 +738,66 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// A running sottod whose stdout (`--json` events) and stderr lines are read
 /// as they are written, so a test can act between events.
+/// An event a real client received, stamped with the client's own clock
+/// (Unix epoch ms, fractional) when its line arrived.
+pub struct Received {
+    pub at_ms: f64,
+    pub event: Value,
+}
+
+/// Wall clock in fractional milliseconds.
+pub fn now_ms_f() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// `sotto listen --json` on `bus`, stamping each line as it arrives.
+pub fn timed_listener(bus: &PrivateBus) -> (Child, std::sync::mpsc::Receiver<Received>) {
+    use std::io::BufRead;
+    let mut child = bus
+        .client(env!("CARGO_BIN_EXE_sotto"))
+        .args(["listen", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let at_ms = now_ms_f();
+            if let Ok(event) = serde_json::from_str(&line) {
+                let _ = tx.send(Received { at_ms, event });
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// What a D-Bus signal may take from the daemon's send to the client's read
+/// on this machine (measured: p99 0.25 ms; this leaves room for a busy one).
+pub const DELIVERY_SLACK_MS: f64 = 100.0;
+
+/// Every transcript a client received arrived within `bound_ms` of its speech's
+/// end (plus delivery), on the client's clock. Returns the latencies seen.
+pub fn assert_received_within(received: &[Received], bound_ms: u64) -> Vec<f64> {
+    let mut latencies = Vec::new();
+    for r in received.iter().filter(|r| r.event["event"] == "transcript") {
+        let end = r.event["end_ms"].as_u64().unwrap() as f64;
+        let latency = r.at_ms - end;
+        assert!(
+            latency <= bound_ms as f64 + DELIVERY_SLACK_MS,
+            "a client received a transcript {latency:.0} ms after its speech ended, bound {bound_ms} ms: {}",
+            r.event
+        );
+        latencies.push(latency);
+    }
+    latencies
+}
+
 pub struct LiveDaemon {
     pub child: Child,
     lines: std::sync::mpsc::Receiver<(bool, String)>,

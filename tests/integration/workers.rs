@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use sotto::dsp::segmenter::SegmenterSettings;
 use sotto::dsp::Dsp;
 use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters, TranscriberSetup};
-use std::sync::atomic::AtomicU64;
 
 use crate::util::*;
 
@@ -26,7 +25,7 @@ fn settings() -> SegmenterSettings {
 /// receiver, and its handle.
 fn spawn_dsp() -> (
     crossbeam_channel::Sender<sotto::audio::CaptureStream>,
-    crossbeam_channel::Receiver<sotto::transcribe::Job>,
+    crossbeam_channel::Receiver<sotto::pipeline::Job>,
     std::thread::JoinHandle<()>,
 ) {
     let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
@@ -37,7 +36,7 @@ fn spawn_dsp() -> (
         settings: settings(),
         streams: stream_rx,
         utterances: utt_tx,
-        gate: Default::default(),
+        speculation: Default::default(),
         events: ev_tx,
         counters: Default::default(),
         wait_when_full: false,
@@ -90,8 +89,8 @@ fn the_whisper_thread_exits_when_its_queue_closes() {
             events: ev_tx,
             max_latency_ms: 5_000,
             counters: Arc::new(TranscriberCounters::default()),
-            gate: Default::default(),
-            shutdown: Arc::new(AtomicU64::new(u64::MAX)),
+            speculation: Default::default(),
+            stop: Default::default(),
         },
     );
     let t = Instant::now();

@@ -1,0 +1,163 @@
+//! The protocol between the stages: what passes from the dsp thread to the
+//! whisper thread, the two signals that cross stages outside a channel, the
+//! rate Whisper works at and the capture clock.
+//!
+//! *Architecture invariant:* this module depends on nothing else in the crate;
+//! every stage imports it, and no stage imports another stage's internals to
+//! talk to it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Whisper works on 16 kHz mono audio: every stage after the resampler uses it.
+pub const WHISPER_RATE: u32 = 16_000;
+
+/// The capture clock's unit: wall-clock time as Unix epoch milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds of audio in `n` samples at [`WHISPER_RATE`].
+pub fn samples_to_ms(n: usize) -> u64 {
+    n as u64 * 1000 / u64::from(WHISPER_RATE)
+}
+
+/// One utterance's audio, as the segmenter cut it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub id: u64,
+    /// 16 kHz mono: pre-roll, the speech, and a short tail.
+    pub samples: Vec<f32>,
+    /// Capture clock (Unix epoch ms) of the first voiced frame.
+    pub start_ms: u64,
+    /// Capture clock (Unix epoch ms) of the end of the last voiced frame.
+    pub end_ms: u64,
+}
+
+/// Work for the whisper thread, from the dsp thread.
+#[derive(Debug)]
+pub enum Job {
+    /// The audio an utterance will end with if the silence holds: decode it
+    /// now, during the silence, while [`Speculation`] still names it.
+    Speculate(Utterance),
+    /// A closed utterance, closed at `closed_ms` (wall clock).
+    Final {
+        utterance: Utterance,
+        closed_ms: u64,
+    },
+}
+
+/// Which utterance's tentative audio is still current. The dsp thread names an
+/// utterance when it sends [`Job::Speculate`] and withdraws it when speech
+/// resumes; the whisper thread's speculative decode stops as soon as its
+/// utterance is no longer current. Clones share one signal.
+#[derive(Debug, Clone, Default)]
+pub struct Speculation(Arc<AtomicU64>);
+
+/// No utterance is named (ids start at 1).
+const NOBODY: u64 = 0;
+
+impl Speculation {
+    /// `id`'s tentative audio is now the current one (replacing any other).
+    pub fn name(&self, id: u64) {
+        self.0.store(id, Ordering::Release);
+    }
+
+    /// Speech resumed in `id`: its tentative audio is stale. A later utterance
+    /// named meanwhile stays current.
+    pub fn withdraw(&self, id: u64) {
+        let _ = self
+            .0
+            .compare_exchange(id, NOBODY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Is `id`'s tentative audio still the current one?
+    pub fn is_current(&self, id: u64) -> bool {
+        id != NOBODY && self.0.load(Ordering::Acquire) == id
+    }
+}
+
+/// The moment (capture clock) from which the whisper thread stops working:
+/// set once when the daemon stops, so an utterance still open or queued then
+/// ends as `Dropped(shutdown)` instead of holding the exit. Unset while the
+/// daemon runs. Clones share one deadline.
+#[derive(Debug, Clone)]
+pub struct StopDeadline(Arc<AtomicU64>);
+
+/// The deadline is not set.
+const NEVER: u64 = u64::MAX;
+
+impl Default for StopDeadline {
+    fn default() -> Self {
+        Self(Arc::new(AtomicU64::new(NEVER)))
+    }
+}
+
+impl StopDeadline {
+    /// Work stops at `at_ms` (Unix epoch ms).
+    pub fn set(&self, at_ms: u64) {
+        self.0.store(at_ms, Ordering::Relaxed);
+    }
+
+    /// The moment work stops, if the daemon is stopping.
+    pub fn at_ms(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|&t| t != NEVER)
+    }
+
+    /// Has the moment come?
+    pub fn passed(&self) -> bool {
+        self.passed_at(now_ms())
+    }
+
+    /// Has the moment come by `now` (Unix epoch ms)?
+    pub fn passed_at(&self, now: u64) -> bool {
+        self.at_ms().is_some_and(|t| now >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speculation_names_and_withdraws_one_utterance() {
+        let s = Speculation::default();
+        assert!(!s.is_current(0), "nobody is current at first");
+        assert!(!s.is_current(1));
+        s.name(1);
+        let seen_by_whisper = s.clone();
+        assert!(seen_by_whisper.is_current(1));
+        s.withdraw(1);
+        assert!(!seen_by_whisper.is_current(1));
+        // A stale withdraw does not cancel a newer utterance.
+        s.name(2);
+        s.withdraw(1);
+        assert!(seen_by_whisper.is_current(2));
+        s.name(3);
+        assert!(!seen_by_whisper.is_current(2));
+        assert!(seen_by_whisper.is_current(3));
+    }
+
+    #[test]
+    fn stop_deadline_is_unset_until_set() {
+        let d = StopDeadline::default();
+        assert_eq!(d.at_ms(), None);
+        assert!(!d.passed_at(u64::MAX - 1));
+        let seen = d.clone();
+        d.set(1_000);
+        assert_eq!(seen.at_ms(), Some(1_000));
+        assert!(!seen.passed_at(999));
+        assert!(seen.passed_at(1_000));
+    }
+
+    #[test]
+    fn samples_convert_to_milliseconds() {
+        assert_eq!(samples_to_ms(16_000), 1_000);
+        assert_eq!(samples_to_ms(8_000), 500);
+        assert_eq!(samples_to_ms(0), 0);
+    }
+}

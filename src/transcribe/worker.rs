@@ -1,0 +1,603 @@
+//! The "whisper" thread: takes [`Job`]s from the dsp thread, decodes them with
+//! an [`Engine`] and sends one final event per closed utterance to the event
+//! loop. Its decisions — drop before decoding when the deadline cannot be met,
+//! reuse a decode made during the silence, map what the engine said to an
+//! event — are made here, and tested with a fake engine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
+use super::judge::{judge, Heard};
+use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
+use crate::pipeline::{
+    now_ms, samples_to_ms, Job, Speculation, StopDeadline, Utterance, WHISPER_RATE,
+};
+
+/// Milliseconds kept between the end of a decode and the deadline, for
+/// publishing the signal.
+const PUBLISH_MARGIN_MS: u64 = 20;
+/// The warm-up decode: this much silence, so the first utterance is not paid
+/// for by lazy allocations.
+const WARMUP_SAMPLES: usize = WHISPER_RATE as usize;
+/// The decode-time estimate is an exponential average: the newest decode gets
+/// this weight (load comes and goes, recent decodes count most).
+const ESTIMATE_NEW_WEIGHT: f64 = 0.3;
+
+/// What turns audio into words: whisper.cpp in the daemon, a fake in tests.
+pub trait Engine: Send + 'static {
+    /// Decodes 16 kHz mono audio and judges it. Must stop with
+    /// [`DecodeError::Aborted`] soon after `options.should_abort()` turns true.
+    fn hear(&mut self, samples: &[f32], options: DecodeOptions<'_>) -> Result<Heard, DecodeError>;
+}
+
+impl Engine for Decoder {
+    fn hear(&mut self, samples: &[f32], options: DecodeOptions<'_>) -> Result<Heard, DecodeError> {
+        self.decode(samples, options).map(|d| judge(&d))
+    }
+}
+
+/// Counters the transcriber keeps; read by the stats.
+#[derive(Debug, Default)]
+pub struct TranscriberCounters {
+    /// Total decode wall time, ms (speculative decodes included).
+    pub decode_ms: AtomicU64,
+    /// Total audio of final utterances, ms.
+    pub audio_ms: AtomicU64,
+}
+
+/// The whisper thread's inputs and outputs.
+pub struct TranscriberSetup {
+    /// Jobs from the dsp thread, which holds the sender.
+    pub jobs: Receiver<Job>,
+    /// Transcripts and drops to the event loop, which holds the receiver.
+    pub events: EventSender,
+    /// A transcript must reach the event loop within this of its `end_ms`.
+    pub max_latency_ms: u64,
+    /// Shared with the stats, which only read them.
+    pub counters: Arc<TranscriberCounters>,
+    /// Named by the dsp thread: whose tentative audio is still current.
+    pub speculation: Speculation,
+    /// Set by the event loop when the daemon stops.
+    pub stop: StopDeadline,
+}
+
+/// Handle to the whisper thread. The thread ends when the job channel closes
+/// (the dsp thread dropped its sender) and the queue is drained.
+pub struct Transcriber {
+    /// The whisper thread; joined by [`Transcriber::join`].
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Transcriber {
+    /// Starts the thread. Its first act is a warm-up decode; capture starts
+    /// meanwhile, and a job that arrives during the warm-up waits for it in the
+    /// queue. The warm-up's time seeds the decode-time estimate.
+    pub fn spawn<E: Engine>(engine: E, setup: TranscriberSetup) -> Self {
+        let thread = std::thread::Builder::new()
+            .name("whisper".into())
+            .spawn(move || {
+                let mut engine = engine;
+                let warmup = vec![0.0f32; WARMUP_SAMPLES];
+                let started = Instant::now();
+                let _ = engine.hear(&warmup, DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
+                let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
+                log::debug!("warm-up decode took {warm_ms:.0} ms");
+                Worker::new(engine, setup, warm_ms / f64::from(AUDIO_CTX_FLOOR)).run()
+            })
+            .expect("spawn whisper thread");
+        Self {
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the thread to drain its queue and end.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A finished speculative decode, kept until its utterance closes.
+struct Kept {
+    id: u64,
+    samples: usize,
+    heard: Heard,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
+/// How an utterance's decode went.
+struct Outcome {
+    result: Result<Heard, DecodeError>,
+    started_ms: u64,
+    ended_ms: u64,
+}
+
+/// The whisper thread's state.
+pub struct Worker<E> {
+    engine: E,
+    setup: TranscriberSetup,
+    /// Expected decode milliseconds per encoder frame of context; updated after
+    /// every decode so the deadline check before decoding tracks the machine.
+    ms_per_ctx_frame: f64,
+    kept: Option<Kept>,
+}
+
+impl<E: Engine> Worker<E> {
+    /// A worker whose decode-time estimate starts at `ms_per_ctx_frame`.
+    pub fn new(engine: E, setup: TranscriberSetup, ms_per_ctx_frame: f64) -> Self {
+        Self {
+            engine,
+            setup,
+            ms_per_ctx_frame,
+            kept: None,
+        }
+    }
+
+    /// Works until the job channel closes and is drained.
+    pub fn run(mut self) {
+        while let Ok(job) = self.setup.jobs.recv() {
+            let events = self.setup.events.clone();
+            self.handle(job, &mut |e| send_blocking(&events, e));
+        }
+    }
+
+    /// One job; what the event loop must hear goes to `emit`.
+    fn handle(&mut self, job: Job, emit: &mut impl FnMut(Event)) {
+        match job {
+            Job::Speculate(utterance) => self.speculate(utterance),
+            Job::Final {
+                utterance,
+                closed_ms,
+            } => self.transcribe(utterance, closed_ms, emit),
+        }
+    }
+
+    /// Decodes audio that may still grow. Skipped when anything else is queued
+    /// (that is newer: the utterance's close, or a later one) or when speech has
+    /// already resumed; stopped the moment speech resumes.
+    fn speculate(&mut self, utterance: Utterance) {
+        let id = utterance.id;
+        if !self.setup.speculation.is_current(id) || !self.setup.jobs.is_empty() {
+            return;
+        }
+        let (speculation, stop) = (self.setup.speculation.clone(), self.setup.stop.clone());
+        let current = move || speculation.is_current(id) && !stop.passed();
+        let deadline = self.deadline(&utterance);
+        let outcome = self.decode(&utterance, deadline, &current);
+        self.kept = match outcome.result {
+            Ok(heard) => Some(Kept {
+                id,
+                samples: utterance.samples.len(),
+                heard,
+                started_ms: outcome.started_ms,
+                ended_ms: outcome.ended_ms,
+            }),
+            Err(_) => {
+                log::debug!("utterance {id}: speculative decode stopped");
+                None
+            }
+        };
+    }
+
+    fn deadline(&self, utterance: &Utterance) -> u64 {
+        let max = self.setup.max_latency_ms;
+        utterance.end_ms + max - PUBLISH_MARGIN_MS.min(max)
+    }
+
+    fn decode(
+        &mut self,
+        utterance: &Utterance,
+        deadline: u64,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Outcome {
+        let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
+        let started_ms = now_ms();
+        let started = Instant::now();
+        let result = self.engine.hear(
+            &utterance.samples,
+            DecodeOptions {
+                audio_ctx,
+                deadline_ms: Some(deadline),
+                keep_going: Some(keep_going),
+            },
+        );
+        let decode_ms = started.elapsed().as_millis() as u64;
+        self.setup
+            .counters
+            .decode_ms
+            .fetch_add(decode_ms, Ordering::Relaxed);
+        if result.is_ok() {
+            let observed = decode_ms as f64 / f64::from(audio_ctx);
+            self.ms_per_ctx_frame = (1.0 - ESTIMATE_NEW_WEIGHT) * self.ms_per_ctx_frame
+                + ESTIMATE_NEW_WEIGHT * observed;
+        }
+        Outcome {
+            result,
+            started_ms,
+            ended_ms: started_ms + decode_ms,
+        }
+    }
+
+    /// A closed utterance: exactly one final event (a transcript or a drop).
+    fn transcribe(&mut self, utterance: Utterance, closed_ms: u64, emit: &mut impl FnMut(Event)) {
+        let id = utterance.id;
+        self.setup
+            .counters
+            .audio_ms
+            .fetch_add(samples_to_ms(utterance.samples.len()), Ordering::Relaxed);
+        let dropped = |reason| Event::Dropped { id, reason };
+        let kept = self
+            .kept
+            .take()
+            .filter(|s| s.id == id && s.samples == utterance.samples.len());
+        let (outcome, speculative) = match kept {
+            // The same samples (a tentative utterance is a prefix of the open
+            // buffer, so equal length means equal audio): the same text.
+            Some(s) => {
+                let outcome = Outcome {
+                    result: Ok(s.heard),
+                    started_ms: s.started_ms,
+                    ended_ms: s.ended_ms,
+                };
+                (outcome, true)
+            }
+            None => {
+                let deadline = self.deadline(&utterance);
+                let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
+                let expected_ms = (self.ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
+                let now = now_ms();
+                if self.setup.stop.passed_at(now + expected_ms) {
+                    log::info!("utterance {id}: dropped, sottod is stopping");
+                    return emit(dropped(DropReason::Shutdown));
+                }
+                if now + expected_ms > deadline {
+                    log::info!("utterance {id}: dropped before decoding, {expected_ms} ms decode would miss the deadline");
+                    return emit(dropped(DropReason::Deadline));
+                }
+                let stop = self.setup.stop.clone();
+                let running = move || !stop.passed();
+                (self.decode(&utterance, deadline, &running), false)
+            }
+        };
+        let decode_ms = outcome.ended_ms - outcome.started_ms;
+        let event = match outcome.result {
+            Ok(Heard::Text { text, confidence }) => {
+                log::info!(
+                    "utterance {id}: {} chars in {decode_ms} ms{}",
+                    text.len(),
+                    if speculative {
+                        ", decoded during the silence"
+                    } else {
+                        ""
+                    }
+                );
+                log::debug!("utterance {id}: {text:?}");
+                Event::Transcript(Transcript {
+                    id,
+                    text,
+                    start_ms: utterance.start_ms,
+                    end_ms: utterance.end_ms,
+                    confidence,
+                    timing: Some(Timing {
+                        closed_ms,
+                        decode_started_ms: outcome.started_ms,
+                        decode_ended_ms: outcome.ended_ms,
+                        ready_ms: now_ms(),
+                        speculative,
+                    }),
+                })
+            }
+            Ok(Heard::NoSpeech { why }) => {
+                log::info!("utterance {id}: no speech ({why})");
+                dropped(DropReason::NoSpeech)
+            }
+            Err(DecodeError::Aborted) if self.setup.stop.passed() => {
+                log::info!(
+                    "utterance {id}: decode stopped after {decode_ms} ms, sottod is stopping"
+                );
+                dropped(DropReason::Shutdown)
+            }
+            Err(DecodeError::Aborted) => {
+                log::info!("utterance {id}: decode aborted at the deadline after {decode_ms} ms");
+                dropped(DropReason::Deadline)
+            }
+            Err(e @ DecodeError::Whisper(_)) => {
+                emit(Event::Error {
+                    kind: ErrorKind::Engine,
+                    message: format!("utterance {id}: {e}"),
+                });
+                dropped(DropReason::Error)
+            }
+        };
+        emit(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// How the fake engine answers one call.
+    enum Answer {
+        /// At once.
+        Hear(Heard),
+        /// Fails as whisper.cpp can.
+        Fail(&'static str),
+        /// Works until aborted (a slow machine, deterministically): a decode
+        /// that is never aborted ends after `CAP` with this text, which the
+        /// tests then see as a wrong answer.
+        UntilAborted,
+    }
+
+    const CAP: Duration = Duration::from_secs(20);
+
+    /// A scripted engine that counts its calls and its aborts.
+    struct Fake {
+        answers: VecDeque<Answer>,
+        calls: Arc<AtomicUsize>,
+        aborts: Arc<AtomicUsize>,
+    }
+
+    impl Engine for Fake {
+        fn hear(&mut self, _: &[f32], options: DecodeOptions<'_>) -> Result<Heard, DecodeError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self
+                .answers
+                .pop_front()
+                .expect("the test scripted this call")
+            {
+                Answer::Hear(h) => Ok(h),
+                Answer::Fail(why) => Err(DecodeError::Whisper(why.into())),
+                Answer::UntilAborted => {
+                    let t = Instant::now();
+                    while t.elapsed() < CAP {
+                        if options.should_abort() {
+                            self.aborts.fetch_add(1, Ordering::SeqCst);
+                            return Err(DecodeError::Aborted);
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(words("never aborted"))
+                }
+            }
+        }
+    }
+
+    fn words(text: &str) -> Heard {
+        Heard::Text {
+            text: text.into(),
+            confidence: 0.9,
+        }
+    }
+
+    /// A worker over a fake, with its job sender kept open (so `speculate`
+    /// sees an empty queue) and the stop deadline it obeys.
+    struct Rig {
+        worker: Worker<Fake>,
+        calls: Arc<AtomicUsize>,
+        aborts: Arc<AtomicUsize>,
+        speculation: Speculation,
+        stop: StopDeadline,
+        _jobs: crossbeam_channel::Sender<Job>,
+    }
+
+    fn rig(answers: Vec<Answer>, max_latency_ms: u64, ms_per_ctx_frame: f64) -> Rig {
+        let (jobs_tx, jobs) = crossbeam_channel::bounded(4);
+        let (events, _) = tokio::sync::mpsc::channel(4);
+        let (calls, aborts) = (Arc::default(), Arc::default());
+        let (speculation, stop) = (Speculation::default(), StopDeadline::default());
+        let fake = Fake {
+            answers: answers.into(),
+            calls: Arc::clone(&calls),
+            aborts: Arc::clone(&aborts),
+        };
+        let setup = TranscriberSetup {
+            jobs,
+            events,
+            max_latency_ms,
+            counters: Arc::default(),
+            speculation: speculation.clone(),
+            stop: stop.clone(),
+        };
+        Rig {
+            worker: Worker::new(fake, setup, ms_per_ctx_frame),
+            calls,
+            aborts,
+            speculation,
+            stop,
+            _jobs: jobs_tx,
+        }
+    }
+
+    /// A one-second utterance that ended now.
+    fn utterance(id: u64) -> Utterance {
+        let end_ms = now_ms();
+        Utterance {
+            id,
+            samples: vec![0.0; WHISPER_RATE as usize],
+            start_ms: end_ms - 1_000,
+            end_ms,
+        }
+    }
+
+    impl Rig {
+        fn run(&mut self, job: Job) -> Vec<Event> {
+            let mut out = Vec::new();
+            self.worker.handle(job, &mut |e| out.push(e));
+            out
+        }
+
+        fn close(&mut self, utterance: Utterance) -> Vec<Event> {
+            self.run(Job::Final {
+                utterance,
+                closed_ms: now_ms(),
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    fn dropped(id: u64, reason: DropReason) -> Vec<Event> {
+        vec![Event::Dropped { id, reason }]
+    }
+
+    #[test]
+    fn a_decode_certain_to_miss_the_deadline_is_dropped_without_decoding() {
+        // 100 ms per context frame: 38 s expected for 384 frames, bound 5 s.
+        let mut r = rig(vec![Answer::Hear(words("late"))], 5_000, 100.0);
+        assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Deadline));
+        assert_eq!(r.calls(), 0, "the engine was not asked");
+    }
+
+    #[test]
+    fn a_slow_decode_is_aborted_at_the_deadline() {
+        let mut r = rig(vec![Answer::UntilAborted], 300, 0.0);
+        assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Deadline));
+        assert_eq!(r.aborts.load(Ordering::SeqCst), 1, "aborted, not finished");
+    }
+
+    #[test]
+    fn words_become_a_transcript_with_its_timing() {
+        let mut r = rig(vec![Answer::Hear(words("Turn on the lights."))], 5_000, 0.0);
+        let u = utterance(3);
+        let (start_ms, end_ms) = (u.start_ms, u.end_ms);
+        let events = r.close(u);
+        let [Event::Transcript(t)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!((t.id, t.text.as_str()), (3, "Turn on the lights."));
+        assert_eq!((t.start_ms, t.end_ms), (start_ms, end_ms));
+        let timing = t.timing.expect("the daemon knows the timing");
+        assert!(!timing.speculative);
+        assert!(timing.closed_ms <= timing.decode_started_ms);
+        assert!(timing.decode_ended_ms <= timing.ready_ms);
+    }
+
+    #[test]
+    fn no_speech_is_dropped_as_no_speech() {
+        let mut r = rig(
+            vec![Answer::Hear(Heard::NoSpeech { why: "hum".into() })],
+            5_000,
+            0.0,
+        );
+        assert_eq!(r.close(utterance(1)), dropped(1, DropReason::NoSpeech));
+    }
+
+    #[test]
+    fn an_engine_failure_is_an_error_not_silence() {
+        let mut r = rig(vec![Answer::Fail("failed to encode")], 5_000, 0.0);
+        let events = r.close(utterance(4));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            matches!(&events[0], Event::Error { kind: ErrorKind::Engine, message } if message.contains("failed to encode")),
+            "{events:?}"
+        );
+        assert_eq!(
+            events[1],
+            Event::Dropped {
+                id: 4,
+                reason: DropReason::Error
+            }
+        );
+    }
+
+    #[test]
+    fn a_decode_made_during_the_silence_is_published_without_decoding_again() {
+        let mut r = rig(vec![Answer::Hear(words("Stop."))], 5_000, 0.0);
+        r.speculation.name(5);
+        assert!(r.run(Job::Speculate(utterance(5))).is_empty());
+        let events = r.close(utterance(5));
+        let [Event::Transcript(t)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert!(t.timing.is_some_and(|t| t.speculative));
+        assert_eq!(t.text, "Stop.");
+        assert_eq!(r.calls(), 1, "one decode for both jobs");
+    }
+
+    #[test]
+    fn a_speculation_on_other_audio_is_not_reused() {
+        let mut r = rig(
+            vec![
+                Answer::Hear(words("Stop")),
+                Answer::Hear(words("Stop the music.")),
+            ],
+            5_000,
+            0.0,
+        );
+        r.speculation.name(6);
+        r.run(Job::Speculate(utterance(6)));
+        let mut longer = utterance(6);
+        longer.samples.extend_from_slice(&[0.0; 1600]);
+        let events = r.close(longer);
+        assert!(
+            matches!(&events[..], [Event::Transcript(t)] if t.text == "Stop the music." && !t.timing.is_some_and(|t| t.speculative)),
+            "{events:?}"
+        );
+        assert_eq!(r.calls(), 2);
+    }
+
+    #[test]
+    fn stale_tentative_audio_is_not_decoded() {
+        let mut r = rig(vec![], 5_000, 0.0);
+        r.speculation.name(8);
+        r.speculation.withdraw(8);
+        assert!(r.run(Job::Speculate(utterance(8))).is_empty());
+        assert_eq!(r.calls(), 0);
+    }
+
+    #[test]
+    fn speech_resuming_stops_a_speculative_decode() {
+        let mut r = rig(
+            vec![Answer::UntilAborted, Answer::Hear(words("Go on."))],
+            60_000,
+            0.0,
+        );
+        r.speculation.name(9);
+        let withdraw = r.speculation.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            withdraw.withdraw(9);
+        });
+        r.run(Job::Speculate(utterance(9)));
+        t.join().unwrap();
+        assert_eq!(r.aborts.load(Ordering::SeqCst), 1);
+        let events = r.close(utterance(9));
+        assert!(
+            matches!(&events[..], [Event::Transcript(t)] if !t.timing.is_some_and(|t| t.speculative)),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn after_the_stop_deadline_nothing_more_is_decoded() {
+        let mut r = rig(vec![Answer::Hear(words("late"))], 5_000, 0.0);
+        r.stop.set(now_ms() - 1);
+        assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Shutdown));
+        assert_eq!(r.calls(), 0);
+    }
+
+    #[test]
+    fn a_stop_during_a_decode_drops_it_as_shutdown() {
+        let mut r = rig(vec![Answer::UntilAborted], 60_000, 0.0);
+        let stop = r.stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            stop.set(now_ms());
+        });
+        assert_eq!(r.close(utterance(2)), dropped(2, DropReason::Shutdown));
+        t.join().unwrap();
+    }
+}
