@@ -1,6 +1,6 @@
 # sotto — the README's commands. Each target installs what it needs first.
 #   make run    set up everything, then run sottod on the default microphone
-#   make test   set up everything, then run every test (and a seconds-long smoke run of the benchmarks)
+#   make test   set up everything, lint (fmt, clippy, doc), then run every test (and a seconds-long smoke run of the benchmarks)
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
 #   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png)
 #   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
@@ -29,7 +29,7 @@ setup: deps build model
 run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
-test: setup
+test: setup lint
 	$(CARGO) test --release --lib --bins --tests -- --test-threads=1
 	./scripts/bench.sh --smoke
 
@@ -42,7 +42,7 @@ bench: setup
 soak: setup
 	./scripts/soak.sh
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps

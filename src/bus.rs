@@ -99,7 +99,8 @@ impl Sotto1 {
         Ok(out)
     }
 
-    /// `listening`, `hearing`, `paused` or `no-device`.
+    /// `starting` (the model is loading), `listening`, `hearing`, `paused` or
+    /// `no-device`.
     #[zbus(property)]
     async fn state(&self) -> String {
         self.state.as_str().to_string()
@@ -145,9 +146,15 @@ impl Sotto1 {
         latency_ms: u32,
     ) -> zbus::Result<()>;
 
+    /// An utterance that gives no transcript, with why: `deadline` (it could
+    /// not be published within --max-latency-ms), `overload` (the queue was
+    /// full), `no-speech` (no words in it), `shutdown` (sottod stopped first)
+    /// or `error` (the speech engine failed; an `Error` of kind `engine` says how).
     #[zbus(signal)]
     async fn dropped(emitter: &SignalEmitter<'_>, id: u64, reason: &str) -> zbus::Result<()>;
 
+    /// Something a client may want to show: kind `device-lost`,
+    /// `device-restored`, `no-device`, `input-file` or `engine`, and a message.
     #[zbus(signal)]
     async fn error(emitter: &SignalEmitter<'_>, kind: &str, message: &str) -> zbus::Result<()>;
 }

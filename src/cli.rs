@@ -124,7 +124,7 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// More log output on stderr (-v shows transcript text, -vv debug)
+    /// More log output on stderr (-v debug, transcript text included; -vv trace)
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

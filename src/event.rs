@@ -265,3 +265,103 @@ pub type EventSender = tokio::sync::mpsc::Sender<Event>;
 pub fn send_blocking(events: &EventSender, event: Event) {
     let _ = events.blocking_send(event);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interface description names every reason and kind the code sends.
+    #[test]
+    fn the_interface_xml_lists_every_reason_kind_and_state() {
+        let xml = include_str!("org.sotto.Sotto1.xml");
+        let reasons = [
+            DropReason::Deadline,
+            DropReason::Overload,
+            DropReason::NoSpeech,
+            DropReason::Shutdown,
+            DropReason::Error,
+        ];
+        for r in reasons {
+            assert!(xml.contains(&format!("`{}`", r.as_str())), "{r:?}");
+            assert_eq!(DropReason::parse(r.as_str()), Some(r));
+        }
+        for k in ErrorKind::ALL {
+            assert!(xml.contains(&format!("`{k}`")), "{k:?}");
+            assert_eq!(ErrorKind::parse(k.as_str()), Some(k));
+        }
+        for s in [
+            State::Starting,
+            State::Listening,
+            State::Hearing,
+            State::Paused,
+            State::NoDevice,
+        ] {
+            assert!(xml.contains(&format!("`{}`", s.as_str())), "{s:?}");
+        }
+        assert_eq!(DropReason::parse("late"), None);
+        assert_eq!(ErrorKind::parse(""), None);
+    }
+
+    /// The JSON both sottod and sotto print: the daemon adds the timing it
+    /// alone knows, nothing else differs.
+    #[test]
+    fn a_transcript_has_one_json_form() {
+        let timing = Timing {
+            closed_ms: 1_500,
+            decode_started_ms: 1_200,
+            decode_ended_ms: 1_450,
+            ready_ms: 1_501,
+            speculative: true,
+        };
+        let mut t = Transcript {
+            id: 1,
+            text: "Stop.".into(),
+            start_ms: 0,
+            end_ms: 1_000,
+            confidence: 0.5,
+            timing: Some(timing),
+        };
+        let daemon = Event::Transcript(t.clone()).to_json(502).unwrap();
+        assert_eq!(daemon["decode_ms"], 250);
+        assert_eq!(daemon["timing"]["silence_ms"], 500);
+        assert_eq!(
+            daemon["timing"]["decode_ms"], 0,
+            "all of it ran during the silence"
+        );
+        assert_eq!(daemon["timing"]["queue_ms"], 1);
+        assert_eq!(daemon["timing"]["publish_ms"], 1);
+        t.timing = None;
+        let client = Event::Transcript(t).to_json(502).unwrap();
+        let mut stripped = daemon.clone();
+        stripped.as_object_mut().unwrap().remove("decode_ms");
+        stripped.as_object_mut().unwrap().remove("timing");
+        assert_eq!(client, stripped);
+    }
+
+    #[test]
+    fn the_latency_breakdown_adds_up() {
+        // Closed 500 ms after the end, decode from 1 600 to 1 800 (after the
+        // close), ready at 1 810, published at 1 830.
+        let timing = Timing {
+            closed_ms: 1_500,
+            decode_started_ms: 1_600,
+            decode_ended_ms: 1_800,
+            ready_ms: 1_810,
+            speculative: false,
+        };
+        let b = timing.breakdown(1_000, 830);
+        let part = |k: &str| b[k].as_u64().unwrap();
+        assert_eq!(part("silence_ms"), 500);
+        assert_eq!(part("decode_ms"), 200);
+        assert_eq!(
+            part("queue_ms"),
+            110,
+            "waiting before the decode, and after it"
+        );
+        assert_eq!(part("publish_ms"), 20);
+        assert_eq!(
+            part("silence_ms") + part("queue_ms") + part("decode_ms") + part("publish_ms"),
+            830
+        );
+    }
+}

@@ -107,3 +107,52 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     }
     (prev[h.len()], r.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_drops_case_and_punctuation_and_unifies_spellings() {
+        assert_eq!(
+            normalize("Turn on the Kitchen-lights!"),
+            "turn on the kitchen lights"
+        );
+        assert_eq!(
+            normalize("  'Quoted,' he said—loudly. "),
+            "quoted he said loudly"
+        );
+        assert_eq!(
+            normalize("Mr. and Mrs. Smith, OK?"),
+            "mister and missus smith okay"
+        );
+        assert_eq!(normalize("It's John's"), "it's john's");
+        assert_eq!(normalize("…"), "");
+    }
+
+    #[test]
+    fn numbers_become_words_as_spoken() {
+        assert_eq!(normalize("7"), "seven");
+        assert_eq!(normalize("19"), "nineteen");
+        assert_eq!(normalize("40"), "forty");
+        assert_eq!(normalize("42"), "forty two");
+        assert_eq!(normalize("100"), "one hundred");
+        assert_eq!(normalize("305"), "three hundred five");
+        assert_eq!(normalize("in 1455"), "in fourteen fifty five");
+        assert_eq!(normalize("1905"), "nineteen oh five");
+    }
+
+    #[test]
+    fn word_errors_count_edits_against_the_reference() {
+        assert_eq!(word_errors("a b c", "a b c"), (0, 3));
+        assert_eq!(word_errors("a b c", "a x c"), (1, 3), "a substitution");
+        assert_eq!(word_errors("a b c", "a c"), (1, 3), "a deletion");
+        assert_eq!(word_errors("a b c", "a b b c"), (1, 3), "an insertion");
+        assert_eq!(word_errors("a b c", ""), (3, 3));
+        assert_eq!(word_errors("", "a b"), (2, 0));
+        assert_eq!(
+            word_errors("turn on the lights", "turn off lights now"),
+            (3, 4)
+        );
+    }
+}

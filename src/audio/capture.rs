@@ -98,19 +98,15 @@ impl CaptureWriter {
     /// For file input only (never on a realtime thread): unpaced reading must not
     /// lose audio, so it waits for the dsp thread. Returns `false` when the reader
     /// side is gone.
-    pub fn write_all_blocking(
-        &mut self,
-        mono: &[f32],
-        stop: &std::sync::atomic::AtomicBool,
-    ) -> bool {
+    pub fn write_all_blocking(&mut self, mono: &[f32]) -> bool {
         let mut rest = mono;
         while !rest.is_empty() {
-            if self.producer.is_abandoned() || stop.load(Ordering::Relaxed) {
+            if self.producer.is_abandoned() {
                 return false;
             }
             let n = rest.len().min(self.producer.slots());
             if n == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(FULL_RING_WAIT);
                 continue;
             }
             if let Ok(chunk) = self.producer.write_chunk_uninit(n) {
@@ -125,9 +121,15 @@ impl CaptureWriter {
     }
 }
 
+/// How long the file reader waits for the dsp thread to make room in a full
+/// ring (a few 10 ms blocks of the dsp thread's work).
+const FULL_RING_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+/// The smallest ring, whatever the rate: room for a few device buffers.
+const MIN_RING_FRAMES: usize = 1024;
+
 /// Creates the ring for one capture stream, sized for `seconds` of audio at
 /// `sample_rate`. Called before the stream starts: this is the only allocation.
 pub fn ring(sample_rate: u32, seconds: f32) -> (rtrb::Producer<f32>, rtrb::Consumer<f32>) {
-    let capacity = ((sample_rate as f32 * seconds).ceil() as usize).max(1024);
+    let capacity = ((sample_rate as f32 * seconds).ceil() as usize).max(MIN_RING_FRAMES);
     rtrb::RingBuffer::new(capacity)
 }

@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -217,7 +216,6 @@ impl WavInput {
         let mut interleaved: Vec<f32> = Vec::with_capacity(frames_per_block * channels);
         let mut mono: Vec<f32> = Vec::with_capacity(frames_per_block);
         let mut samples = SampleReader::new(&mut self.reader);
-        let stop = AtomicBool::new(false);
         let started = Instant::now();
         let mut frames_sent: u64 = 0;
         let mut paused_for = Duration::ZERO;
@@ -266,7 +264,7 @@ impl WavInput {
                     std::thread::sleep(wait);
                 }
             }
-            if !writer.write_all_blocking(&mono, &stop) {
+            if !writer.write_all_blocking(&mono) {
                 break;
             }
             frames_sent += mono.len() as u64;

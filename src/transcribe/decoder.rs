@@ -1,7 +1,7 @@
 //! The whisper.cpp wrapper: one context and state, loaded once and reused for
 //! every utterance, with an abort callback during each decode. It reports what
 //! the model wrote and how sure it was; whether that is speech is the judge's
-//! call ([`super::judge`]).
+//! call ([`super::judge()`]).
 
 use std::ffi::c_void;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! From an utterance's audio to words: [`decoder`] wraps whisper.cpp, [`judge`]
+//! From an utterance's audio to words: [`decoder`] wraps whisper.cpp, [`judge`](mod@judge)
 //! decides whether what it wrote is speech, [`worker`] is the whisper thread
 //! that turns jobs into transcripts and drops within the latency bound.
 

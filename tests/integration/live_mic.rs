@@ -53,11 +53,11 @@ fn live_session(device: &str) {
         .map(|t| normalize(t))
         .collect();
     let expected: Vec<String> = s.truth.iter().map(|t| normalize(&t.0)).collect();
-    // Live capture goes through PulseAudio's resampler and decodes somewhat
-    // worse than the same speech from a file; the words must still be there.
+    // Live capture goes through PulseAudio's resampler; at most one word in
+    // five may differ (the same speech from a file decodes exactly).
     let (errors, words) = word_errors(&expected.join(" "), &texts.join(" "));
     assert!(
-        errors * 2 <= words,
+        errors * 5 <= words,
         "{device}: transcripts {texts:?} vs {expected:?}"
     );
 }

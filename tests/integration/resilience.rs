@@ -121,7 +121,7 @@ fn loss_and_return(device: Option<&str>, loss: Loss) {
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
     let heard = say_and_hear(&mic, &mut daemon, &short);
     let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 2 <= words, "after the return: {heard}");
+    assert!(errors * 5 <= words, "after the return: {heard}");
 
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
@@ -178,7 +178,7 @@ fn without_a_sound_server_sottod_waits_in_no_device_and_attaches_when_it_starts(
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
     let heard = say_and_hear(&mic, &mut daemon, &short);
     let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 2 <= words, "{heard}");
+    assert!(errors * 5 <= words, "{heard}");
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
     assert!(!run.stderr.contains("ALSA lib"), "{}", run.stderr);
@@ -243,7 +243,8 @@ fn pause_releases_the_microphone_and_resume_takes_it_back() {
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
     assert_eq!(mic.recording_streams(), 1, "Resume opens the stream again");
     let heard = say_and_hear(&mic, &mut daemon, &short);
-    assert!(words_of(&heard).contains("kitchen"), "{heard}");
+    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
+    assert!(errors * 5 <= words, "after Resume: {heard}");
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success());
 }
