@@ -84,7 +84,6 @@ fn main() {
         .build()
         .unwrap();
     let delays = rt.block_on(async {
-        let (req_tx, _req_rx) = tokio::sync::mpsc::channel(4);
         let stats = std::sync::Arc::new(std::sync::Mutex::new(sotto::stats::Stats::new(
             Default::default(),
         )));
@@ -93,7 +92,7 @@ fn main() {
             "bench".into(),
             "none".into(),
             "en".into(),
-            req_tx,
+            Default::default(),
             stats,
         )
         .await

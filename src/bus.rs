@@ -1,20 +1,24 @@
 //! The D-Bus service `org.sotto.Sotto1` — the only module that knows D-Bus types.
 //!
-//! [`Sotto1`] only holds property values, a sender and the shared statistics:
-//! its methods forward a [`BusRequest`] to the event loop with `try_send` and
-//! return at once; they never do work and never wait for the loop.
+//! [`Sotto1`] only holds property values, the source's command queue and the
+//! shared statistics: `Pause` and `Resume` queue a command for the source and
+//! wait for its answer; `GetStats` copies the statistics. No method waits for
+//! the event loop.
 //! The event loop owns the connection and is the only publisher of signals.
 
 use std::collections::HashMap;
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
 
+use crate::audio::{Reply, SourceCommand, SourceControl};
 use crate::config::BusKind;
 use crate::event::{Event, State};
 use crate::stats::Stats;
@@ -34,51 +38,63 @@ pub enum BusError {
     Refused { bus: &'static str, reason: String },
 }
 
-/// What a method call asks of the event loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusRequest {
-    Pause,
-    Resume,
-}
-
-/// The exported object: property values, the request sender and the shared
-/// statistics. Its methods never wait for the event loop: zbus holds the
+/// The exported object: property values, the way to the source and the
+/// shared statistics. Its methods never wait for the event loop: zbus holds the
 /// object while a method runs, and the loop needs it to update properties.
+/// Pause and Resume wait for the source thread itself, which answers without
+/// the loop.
 pub struct Sotto1 {
     state: State,
     device: String,
     model: String,
     language: String,
-    /// To the event loop, which holds the receiver.
-    requests: mpsc::Sender<BusRequest>,
+    /// The source's command queue; the pipeline opens and closes it.
+    source: SourceControl,
     /// Written by the event loop, read by `GetStats`; held only to copy.
     stats: Arc<Mutex<Stats>>,
 }
 
-fn busy() -> zbus::fdo::Error {
-    zbus::fdo::Error::Failed("sottod is busy or shutting down; try again in a moment".into())
+/// How long Pause and Resume wait for the source: a sound server that hangs
+/// up mid-call must not hang the caller.
+const SOURCE_ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// Sends `command` to the source and waits for its answer.
+async fn ask(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbus::fdo::Result<()> {
+    let (reply, answer) = oneshot::channel();
+    source
+        .send(command(reply))
+        .map_err(zbus::fdo::Error::Failed)?;
+    match tokio::time::timeout(SOURCE_ANSWER_LIMIT, answer).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(reason))) => Err(zbus::fdo::Error::Failed(reason)),
+        Ok(Err(_)) => Err(zbus::fdo::Error::Failed(
+            "the input ended before it could answer".into(),
+        )),
+        Err(_) => Err(zbus::fdo::Error::Failed(format!(
+            "the capture source did not answer within {} s; try again",
+            SOURCE_ANSWER_LIMIT.as_secs()
+        ))),
+    }
 }
 
 #[interface(name = "org.sotto.Sotto1")]
 impl Sotto1 {
-    /// Stops listening and releases the microphone.
+    /// Stops listening and releases the microphone; returns once the
+    /// recording stream is closed.
     async fn pause(&self) -> zbus::fdo::Result<()> {
-        self.requests
-            .try_send(BusRequest::Pause)
-            .map_err(|_| busy())
+        ask(&self.source, SourceCommand::Pause).await
     }
 
-    /// Reopens the microphone after `Pause`.
+    /// Reopens the microphone after `Pause`; returns once the stream is open,
+    /// or fails with the reason it could not be opened.
     async fn resume(&self) -> zbus::fdo::Result<()> {
-        self.requests
-            .try_send(BusRequest::Resume)
-            .map_err(|_| busy())
+        ask(&self.source, SourceCommand::Resume).await
     }
 
     /// Counters, latency percentiles, decode real-time factor and uptime.
     #[zbus(out_args("stats"))]
     async fn get_stats(&self) -> zbus::fdo::Result<HashMap<String, OwnedVariant>> {
-        let s = self.stats.lock().map_err(|_| busy())?.snapshot();
+        let s = crate::stats::lock(&self.stats).snapshot();
         let mut out = HashMap::new();
         let mut put = |k: &str, v: Variant<'_>| {
             out.insert(k.to_string(), v.try_to_owned().expect("plain values own"));
@@ -173,7 +189,7 @@ impl Service {
         device: String,
         model: String,
         language: String,
-        requests: mpsc::Sender<BusRequest>,
+        source: SourceControl,
         stats: Arc<Mutex<Stats>>,
     ) -> Result<Self, BusError> {
         let name = bus.as_str();
@@ -182,7 +198,7 @@ impl Service {
             device,
             model,
             language,
-            requests,
+            source,
             stats,
         };
         let builder = match bus {

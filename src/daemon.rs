@@ -1,30 +1,27 @@
-//! `run`: wires the source, dsp and whisper threads to the event loop, and
-//! shuts them down in order. Tests drive it with their own shutdown future.
+//! `run`: checks the input, takes the bus name, loads the model, starts the
+//! [`Pipeline`] (every worker, owned by one value) and runs the [`EventLoop`]
+//! until the input ends or the shutdown future resolves. Tests drive it with
+//! their own shutdown future.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use crossbeam_channel::Sender;
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use crate::audio::device::DeviceSource;
+use crate::audio::device::{find_device, DeviceSelector};
 use crate::audio::wav::WavInput;
-use crate::audio::SourceCommand;
-use crate::bus::{BusRequest, Service};
+use crate::audio::{SourceControl, SourceHandle, SourceInput, STREAM_QUEUE};
+use crate::bus::Service;
 use crate::config::{Config, Input};
 use crate::dsp::Dsp;
-use crate::event::{DropReason, Event, State, Transcript};
-use crate::pipeline::{now_ms, Speculation, StopDeadline};
-use crate::stats::{SharedCounters, Stats};
+use crate::event::{DropReason, Event, EventSender, State, Transcript};
+use crate::notify::Notifier;
+use crate::pipeline::{now_ms, Speculation, StopDeadline, WorkerThread};
+use crate::stats::{lock, SharedCounters, Stats};
 use crate::transcribe::{Decoder, Transcriber, TranscriberSetup};
-
-/// Locks the statistics; a panic elsewhere while holding them cannot leave
-/// them inconsistent (plain counters), so a poisoned lock is used as is.
-pub(crate) fn lock(stats: &Mutex<Stats>) -> MutexGuard<'_, Stats> {
-    stats.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Events waiting for the event loop. Small: the loop only formats and sends.
 const EVENT_QUEUE: usize = 256;
@@ -32,7 +29,7 @@ const EVENT_QUEUE: usize = 256;
 /// this long; later it is dropped with reason `shutdown`.
 const SHUTDOWN_GRACE_MS: u64 = 1_200;
 /// After SIGTERM, the process exits within this even if a worker hangs.
-const SHUTDOWN_LIMIT_MS: u64 = 1_800;
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1_800);
 /// Utterances waiting for the decoder. A queue longer than this could not be
 /// decoded within any sensible latency bound; more are dropped as `overload`.
 const UTTERANCE_QUEUE: usize = 4;
@@ -46,6 +43,10 @@ struct Publisher {
     stats: Arc<Mutex<Stats>>,
     source_state: State,
     hearing: bool,
+    /// Utterances started and not yet ended by a transcript or a drop, with
+    /// whether their `SpeechEnded` was published: what a stop that cannot wait
+    /// for the workers must still end, so the invariant holds on every path.
+    open: std::collections::BTreeMap<u64, bool>,
 }
 
 impl Publisher {
@@ -54,6 +55,25 @@ impl Publisher {
         match (self.source_state, self.hearing) {
             (State::Listening, true) => State::Hearing,
             (s, _) => s,
+        }
+    }
+
+    /// Ends every utterance still open as `Dropped(shutdown)` (after its
+    /// `SpeechEnded`, stamped now, if that was not published yet).
+    async fn end_open_utterances(&mut self) {
+        for (id, ended) in std::mem::take(&mut self.open) {
+            if !ended {
+                self.publish(Event::SpeechEnded {
+                    id,
+                    end_ms: now_ms(),
+                })
+                .await;
+            }
+            self.publish(Event::Dropped {
+                id,
+                reason: DropReason::Shutdown,
+            })
+            .await;
         }
     }
 
@@ -76,7 +96,19 @@ impl Publisher {
             other => other,
         };
         match &event {
-            Event::Dropped { reason, .. } => lock(&self.stats).record_drop(*reason),
+            Event::SpeechStarted { id, .. } => {
+                self.open.insert(*id, false);
+            }
+            Event::SpeechEnded { id, .. } => {
+                self.open.insert(*id, true);
+            }
+            Event::Transcript(t) => {
+                self.open.remove(&t.id);
+            }
+            Event::Dropped { id, reason } => {
+                self.open.remove(id);
+                lock(&self.stats).record_drop(*reason);
+            }
             Event::State(s) => self.source_state = *s,
             Event::Hearing(h) => self.hearing = *h,
             Event::Error { kind, message } => log::warn!("{kind}: {message}"),
@@ -122,37 +154,217 @@ fn bound_latency(
     Ok((t, latency_ms))
 }
 
+/// Every worker of a running daemon. Dropping it stops them in pipeline order:
+/// the source's command queue closes and the source ends, which closes the
+/// dsp thread's input, whose end closes the whisper thread's; each handle
+/// waits for its thread.
+pub struct Pipeline {
+    // Field order is drop order: upstream first.
+    source: SourceHandle,
+    dsp: WorkerThread,
+    whisper: Transcriber,
+    /// Set at shutdown: the whisper thread stops working at this moment.
+    stop: StopDeadline,
+}
+
+impl Pipeline {
+    /// Starts the whisper thread, the dsp thread and the source (in that
+    /// order, so nothing captured waits for a missing consumer), all sending
+    /// their events to `events`.
+    pub async fn start(
+        config: &Config,
+        input: SourceInput,
+        decoder: Decoder,
+        source_control: SourceControl,
+        counters: &SharedCounters,
+        events: EventSender,
+    ) -> anyhow::Result<Self> {
+        let (utterance_tx, utterance_rx) = crossbeam_channel::bounded(UTTERANCE_QUEUE);
+        let (stream_tx, stream_rx) = crossbeam_channel::bounded(STREAM_QUEUE);
+        let speculation = Speculation::default();
+        let stop = StopDeadline::default();
+        let whisper = Transcriber::spawn(
+            decoder,
+            TranscriberSetup {
+                jobs: utterance_rx,
+                events: events.clone(),
+                max_latency_ms: config.max_latency_ms,
+                counters: counters.transcriber.clone(),
+                speculation: speculation.clone(),
+                stop: stop.clone(),
+            },
+        );
+        let dsp = Dsp {
+            settings: config.segmenter,
+            streams: stream_rx,
+            utterances: utterance_tx,
+            speculation,
+            events: events.clone(),
+            counters: counters.dsp.clone(),
+            wait_when_full: matches!(input, SourceInput::File { paced: false, .. }),
+        }
+        .spawn();
+        let capture = counters.capture.clone();
+        // Opening a device may block on the sound server.
+        let source = tokio::task::spawn_blocking(move || {
+            SourceHandle::start(input, source_control, capture, stream_tx, events)
+        })
+        .await
+        .context("capture start")??;
+        Ok(Self {
+            source,
+            dsp,
+            whisper,
+            stop,
+        })
+    }
+
+    /// Begins an orderly stop: the source's only command sender goes, so it
+    /// stops, and the stop flows downstream as each stage's input closes; what
+    /// is open or queued has until `at_ms` to become a transcript.
+    fn begin_stop(&self, at_ms: u64) {
+        self.stop.set(at_ms);
+        self.source.close();
+    }
+
+    /// Leaves every worker running (a source that hangs must not keep the
+    /// process alive); their events are no longer read.
+    fn abandon(self) {
+        let Self {
+            source,
+            mut dsp,
+            whisper,
+            ..
+        } = self;
+        source.detach();
+        dsp.detach();
+        whisper.detach();
+    }
+}
+
+/// The event loop: publishes every event, keeps systemd's watchdog alive,
+/// and handles the stop.
+pub struct EventLoop {
+    publisher: Publisher,
+    events: tokio::sync::mpsc::Receiver<Event>,
+    /// Joined once every worker's event sender is gone; taken by a stop
+    /// that gives up on them.
+    pipeline: Option<Pipeline>,
+}
+
+impl EventLoop {
+    /// Runs until every worker has ended (their event senders are gone), or
+    /// until `SHUTDOWN_LIMIT` after `shutdown` resolved.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut give_up: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let notifier = Notifier::from_env();
+        let mut ready_sent = false;
+        // Kept alive from this loop: if the loop hangs, systemd restarts sottod.
+        let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
+        loop {
+            let state = self.publisher.source_state;
+            if !ready_sent && !matches!(state, State::Starting | State::NoDevice) {
+                if let Some(n) = &notifier {
+                    n.send("READY=1");
+                }
+                log::info!("ready: model loaded and source open");
+                ready_sent = true;
+            }
+            tokio::select! {
+                _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
+                    if let Some(n) = &notifier {
+                        n.send("WATCHDOG=1");
+                    }
+                },
+                event = self.events.recv() => match event {
+                    Some(event) => self.publisher.publish(event).await,
+                    None => break,
+                },
+                () = &mut shutdown, if give_up.is_none() => {
+                    log::info!("stopping");
+                    if let Some(p) = &self.pipeline {
+                        p.begin_stop(now_ms() + SHUTDOWN_GRACE_MS);
+                    }
+                    give_up = Some(Box::pin(tokio::time::sleep(SHUTDOWN_LIMIT)));
+                }
+                () = async { give_up.as_mut().expect("guarded").await }, if give_up.is_some() => {
+                    // A source that does not stop (a sound server that hangs
+                    // up mid-call) must not keep the process alive; what is
+                    // still open ends as a shutdown drop.
+                    log::warn!("workers did not stop within {} ms; exiting without them", SHUTDOWN_LIMIT.as_millis());
+                    if let Some(p) = self.pipeline.take() {
+                        p.abandon();
+                    }
+                    self.publisher.end_open_utterances().await;
+                    return self.finish();
+                }
+            }
+        }
+        if let Some(pipeline) = self.pipeline.take() {
+            // Every sender is gone, so every thread has ended or is ending.
+            let _ = tokio::task::spawn_blocking(move || drop(pipeline)).await;
+        }
+        self.finish();
+    }
+
+    fn finish(&self) {
+        let s = lock(&self.publisher.stats).snapshot();
+        log::info!(
+            "done: {} utterances, {} transcripts, {} dropped",
+            s.utterances,
+            s.transcripts,
+            s.dropped_deadline
+                + s.dropped_overload
+                + s.dropped_no_speech
+                + s.dropped_shutdown
+                + s.dropped_error
+        );
+    }
+}
+
+/// The input, checked before anything loads: a WAV file's header is read, a
+/// named device must exist (a typo fails before the model loads). The
+/// default device may appear later; the source waits for it.
+fn open_input(input: &Input) -> anyhow::Result<SourceInput> {
+    Ok(match input {
+        Input::File { path, paced } => SourceInput::File {
+            wav: WavInput::open(path)?,
+            paced: *paced,
+        },
+        Input::Device(selector @ DeviceSelector::Named(_)) => {
+            find_device(selector)?;
+            SourceInput::Device(selector.clone())
+        }
+        Input::Device(DeviceSelector::Default) => SourceInput::Device(DeviceSelector::Default),
+    })
+}
+
+/// The `Device` property until a device is opened.
+fn device_label(input: &Input) -> String {
+    match input {
+        Input::File { path, .. } => format!("file:{}", path.display()),
+        Input::Device(DeviceSelector::Named(n)) => n.clone(),
+        Input::Device(DeviceSelector::Default) => "default".to_string(),
+    }
+}
+
 /// Runs the daemon until the input ends or `shutdown` resolves. Errors are
 /// start-up errors (bad file, device, model); once running, problems become
 /// events.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    // Cheap checks first, so a typo fails before the model loads.
-    let wav = match &config.input {
-        Input::File { path, .. } => Some(WavInput::open(path)?),
-        Input::Device(selector @ crate::audio::device::DeviceSelector::Named(_)) => {
-            crate::audio::device::find_device(selector)?;
-            None
-        }
-        // The default device may appear later; the source waits for it.
-        Input::Device(crate::audio::device::DeviceSelector::Default) => None,
-    };
+    let input = open_input(&config.input)?;
 
     // The name next: a second instance must fail before it loads anything.
-    let (request_tx, mut request_rx) = tokio::sync::mpsc::channel(16);
-    let device_name = match &config.input {
-        Input::File { path, .. } => format!("file:{}", path.display()),
-        Input::Device(crate::audio::device::DeviceSelector::Named(n)) => n.clone(),
-        Input::Device(crate::audio::device::DeviceSelector::Default) => "default".to_string(),
-    };
-    let model_label = config.model.display().to_string();
     let counters = SharedCounters::default();
     let stats = Arc::new(Mutex::new(Stats::new(counters.clone())));
+    let source_control = SourceControl::default();
     let bus = Service::start(
         config.bus,
-        device_name,
-        model_label,
+        device_label(&config.input),
+        config.model.display().to_string(),
         config.language.clone(),
-        request_tx,
+        source_control.clone(),
         stats.clone(),
     )
     .await?;
@@ -171,143 +383,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.model.display()
     );
 
-    let (event_tx, mut event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
-    let (utterance_tx, utterance_rx) = crossbeam_channel::bounded(UTTERANCE_QUEUE);
-    let (stream_tx, stream_rx) = crossbeam_channel::bounded(2);
-    let (command_tx, command_rx) = crossbeam_channel::bounded::<SourceCommand>(8);
-
-    let max_latency_ms = config.max_latency_ms;
-    let speculation = Speculation::default();
-    let stop_at = StopDeadline::default();
-    let setup = TranscriberSetup {
-        jobs: utterance_rx,
-        events: event_tx.clone(),
-        max_latency_ms,
-        counters: counters.transcriber.clone(),
-        speculation: speculation.clone(),
-        stop: stop_at.clone(),
-    };
-    let transcriber = Transcriber::spawn(decoder, setup);
-
-    let dsp = Dsp {
-        settings: config.segmenter,
-        streams: stream_rx,
-        utterances: utterance_tx,
-        speculation,
-        events: event_tx.clone(),
-        counters: counters.dsp.clone(),
-        wait_when_full: matches!(config.input, Input::File { paced: false, .. }),
+    let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+    // Only the workers hold event senders: the loop ends when all of them are done.
+    let pipeline =
+        Pipeline::start(&config, input, decoder, source_control, &counters, event_tx).await?;
+    EventLoop {
+        publisher: Publisher {
+            bus,
+            json: config.json,
+            max_latency_ms: config.max_latency_ms,
+            stats,
+            source_state: State::Starting,
+            hearing: false,
+            open: BTreeMap::new(),
+        },
+        events: event_rx,
+        pipeline: Some(pipeline),
     }
-    .spawn();
-
-    let source = match (&config.input, wav) {
-        (Input::File { paced, .. }, Some(wav)) => {
-            log::info!(
-                "reading {:.1} s of audio from the input file",
-                wav.seconds()
-            );
-            wav.spawn(
-                *paced,
-                counters.capture.clone(),
-                stream_tx,
-                event_tx.clone(),
-                command_rx,
-            )
-        }
-        (Input::Device(selector), _) => {
-            let source = DeviceSource {
-                selector: selector.clone(),
-                counters: counters.capture.clone(),
-                streams: stream_tx,
-                events: event_tx.clone(),
-                commands: command_rx,
-            };
-            tokio::task::spawn_blocking(move || source.spawn())
-                .await
-                .context("capture start")??
-        }
-        (Input::File { .. }, None) => unreachable!("file input is opened above"),
-    };
-    // Only the workers hold senders now: the loop ends when all of them are done.
-    drop(event_tx);
-
-    let mut publisher = Publisher {
-        bus,
-        json: config.json,
-        max_latency_ms,
-        stats,
-        source_state: State::Starting,
-        hearing: false,
-    };
-    tokio::pin!(shutdown);
-    let mut stopping = false;
-    let mut give_up: std::pin::Pin<Box<tokio::time::Sleep>> =
-        Box::pin(tokio::time::sleep(std::time::Duration::MAX));
-    let notifier = crate::notify::Notifier::from_env();
-    let mut ready_sent = false;
-    // Kept alive from this loop: if the loop hangs, systemd restarts sottod.
-    let mut watchdog = crate::notify::watchdog_interval().map(tokio::time::interval);
-    loop {
-        if !ready_sent && !matches!(publisher.source_state, State::Starting | State::NoDevice) {
-            if let Some(n) = &notifier {
-                n.send("READY=1");
-            }
-            log::info!("ready: model loaded and source open");
-            ready_sent = true;
-        }
-        tokio::select! {
-            _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
-                if let Some(n) = &notifier {
-                    n.send("WATCHDOG=1");
-                }
-            },
-            event = event_rx.recv() => match event {
-                Some(event) => publisher.publish(event).await,
-                None => break,
-            },
-            Some(request) = request_rx.recv() => match request {
-                BusRequest::Pause => { let _ = command_tx.try_send(SourceCommand::Pause); }
-                BusRequest::Resume => { let _ = command_tx.try_send(SourceCommand::Resume); }
-            },
-            () = &mut shutdown, if !stopping => {
-                stopping = true;
-                log::info!("stopping");
-                // What is still open or queued gets this long to become a
-                // transcript; then it is dropped with reason `shutdown`.
-                stop_at.set(now_ms() + SHUTDOWN_GRACE_MS);
-                stop_source(&command_tx);
-                give_up = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_LIMIT_MS)));
-            }
-            () = &mut give_up, if stopping => {
-                // A source that does not stop (a sound server that hangs up
-                // mid-call) must not keep the process alive.
-                log::warn!("workers did not stop within {SHUTDOWN_LIMIT_MS} ms; exiting without them");
-                return Ok(());
-            }
-        }
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = source.join();
-        let _ = dsp.join();
-        transcriber.join();
-    })
+    .run(shutdown)
     .await;
-    let s = lock(&publisher.stats).snapshot();
-    log::info!(
-        "done: {} utterances, {} transcripts, {} dropped",
-        s.utterances,
-        s.transcripts,
-        s.dropped_deadline
-            + s.dropped_overload
-            + s.dropped_no_speech
-            + s.dropped_shutdown
-            + s.dropped_error
-    );
     Ok(())
-}
-
-fn stop_source(commands: &Sender<SourceCommand>) {
-    let _ = commands.try_send(SourceCommand::Stop);
 }
 
 /// Resolves on SIGINT or SIGTERM. SIGHUP is caught and ignored (logged), so a

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Whisper works on 16 kHz mono audio: every stage after the resampler uses it.
@@ -119,6 +120,38 @@ impl StopDeadline {
     }
 }
 
+/// A stage's thread, in the one shape every worker has: it ends once its input
+/// closes (its upstream dropped the sender), and dropping the handle waits for
+/// that. So dropping the handles in pipeline order — source, dsp, whisper —
+/// drains and stops everything.
+#[derive(Debug)]
+pub struct WorkerThread(Option<JoinHandle<()>>);
+
+impl WorkerThread {
+    pub fn new(handle: JoinHandle<()>) -> Self {
+        Self(Some(handle))
+    }
+
+    /// Waits for the thread to end (what dropping the handle does).
+    pub fn join(self) {}
+
+    /// Leaves the thread running: for a process that exits anyway and must
+    /// not wait for a worker that hangs.
+    pub fn detach(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            // A worker that panicked has already reported it; its events are
+            // gone, and the daemon's exit must not panic too.
+            let _ = handle.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +185,28 @@ mod tests {
         assert_eq!(seen.at_ms(), Some(1_000));
         assert!(!seen.passed_at(999));
         assert!(seen.passed_at(1_000));
+    }
+
+    #[test]
+    fn dropping_a_worker_waits_for_it_and_detaching_does_not() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let done = Arc::new(AtomicU64::new(0));
+        let seen = Arc::clone(&done);
+        let worker = WorkerThread::new(std::thread::spawn(move || {
+            while rx.recv().is_ok() {}
+            seen.store(1, Ordering::SeqCst);
+        }));
+        drop(tx);
+        drop(worker);
+        assert_eq!(done.load(Ordering::SeqCst), 1, "joined on drop");
+
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let mut stuck = WorkerThread::new(std::thread::spawn(move || {
+            let _ = hold_rx.recv();
+        }));
+        stuck.detach();
+        drop(stuck); // returns although the thread still waits
+        drop(hold_tx);
     }
 
     #[test]

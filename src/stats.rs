@@ -11,6 +11,12 @@ use crate::dsp::DspCounters;
 use crate::event::DropReason;
 use crate::transcribe::TranscriberCounters;
 
+/// Locks the statistics; a panic elsewhere while holding them cannot leave
+/// them inconsistent (plain counters), so a poisoned lock is used as is.
+pub fn lock(stats: &std::sync::Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Latencies kept for the percentiles: the most recent ones, so memory is fixed.
 const LATENCY_WINDOW: usize = 4096;
 

@@ -12,8 +12,8 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::capture::{self, CaptureCounters, CaptureWriter};
-use super::{CaptureStream, SourceCommand, RING_SECONDS};
-use crate::event::{send_blocking, ErrorKind, Event, EventSender, State};
+use super::{CaptureStream, SourceCommand, SourceLinks, RING_SECONDS};
+use crate::event::{send_blocking, ErrorKind, Event, State};
 use crate::pipeline::now_ms;
 
 /// Errors choosing or opening a capture device.
@@ -308,21 +308,17 @@ fn build_stream(
 /// Retry delays after a device loss: quick first, then every few seconds, so a
 /// daemon waiting for its microphone costs nothing measurable.
 const RETRY_BACKOFF_MS: [u64; 5] = [250, 500, 1000, 2000, 4000];
+/// The supervisor's wait when nothing needs retrying: it wakes on a command or
+/// a device error long before this.
+const NOTHING_TO_RETRY: Duration = Duration::from_secs(3600);
 
 /// The thread that owns the live stream. It opens the device, hands each new ring
 /// to the dsp thread, and on a device error drops the stream and retries with
-/// backoff. Exits on [`SourceCommand::Stop`] or when the command sender is dropped;
-/// its `streams` sender then closes, which tells the dsp thread to finish.
+/// backoff. Exits when the command sender is dropped; its `streams` sender then
+/// closes, which tells the dsp thread to finish.
 pub struct DeviceSource {
     pub selector: DeviceSelector,
-    /// Capture counters shared with the stats.
-    pub counters: Arc<CaptureCounters>,
-    /// New rings go to the dsp thread, which holds the receiver.
-    pub streams: Sender<CaptureStream>,
-    /// Events (device lost/restored, state) go to the event loop.
-    pub events: EventSender,
-    /// Commands from the event loop, which holds the sender.
-    pub commands: Receiver<SourceCommand>,
+    pub links: SourceLinks,
 }
 
 impl DeviceSource {
@@ -369,39 +365,39 @@ impl DeviceSource {
     /// or the error for a named one.
     fn first_open(&self, wake_tx: &Sender<()>) -> Result<Option<OpenStream>, DeviceError> {
         let first = find_device(&self.selector).and_then(|(name, device)| {
-            let (stream, capture) = open_stream(&device, &name, &self.counters, wake_tx)?;
+            let (stream, capture) = open_stream(&device, &name, &self.links.counters, wake_tx)?;
             Ok((name, stream, capture))
         });
         match (first, &self.selector) {
             (Ok((name, stream, capture)), _) => {
                 log::info!("capturing from {name} at {} Hz", capture.sample_rate);
-                let _ = self.streams.send(capture);
-                send_blocking(&self.events, Event::Device(name));
-                send_blocking(&self.events, Event::State(State::Listening));
+                let _ = self.links.streams.send(capture);
+                send_blocking(&self.links.events, Event::Device(name));
+                send_blocking(&self.links.events, Event::State(State::Listening));
                 Ok(Some(stream))
             }
             (Err(e), DeviceSelector::Named(_)) => Err(e),
             (Err(e), DeviceSelector::Default) => {
                 log::warn!("{e}");
                 send_blocking(
-                    &self.events,
+                    &self.links.events,
                     Event::Error {
                         kind: ErrorKind::NoDevice,
                         message: "no default input device yet; sottod waits and attaches when one appears".into(),
                     },
                 );
-                send_blocking(&self.events, Event::State(State::NoDevice));
+                send_blocking(&self.links.events, Event::State(State::NoDevice));
                 Ok(None)
             }
         }
     }
 
-    fn reopen(&self, wake: &Sender<()>) -> Option<OpenStream> {
-        let (name, device) = find_device(&self.selector).ok()?;
-        let (stream, capture) = open_stream(&device, &name, &self.counters, wake).ok()?;
-        let _ = self.streams.send(capture);
-        send_blocking(&self.events, Event::Device(name));
-        Some(stream)
+    fn reopen(&self, wake: &Sender<()>) -> Result<OpenStream, DeviceError> {
+        let (name, device) = find_device(&self.selector)?;
+        let (stream, capture) = open_stream(&device, &name, &self.links.counters, wake)?;
+        let _ = self.links.streams.send(capture);
+        send_blocking(&self.links.events, Event::Device(name));
+        Ok(stream)
     }
 
     fn supervise(self, mut stream: Option<OpenStream>, wake_tx: Sender<()>, wake_rx: Receiver<()>) {
@@ -413,25 +409,46 @@ impl DeviceSource {
             let timeout = if lost && !paused {
                 Duration::from_millis(RETRY_BACKOFF_MS[attempt.min(RETRY_BACKOFF_MS.len() - 1)])
             } else {
-                Duration::from_secs(3600)
+                NOTHING_TO_RETRY
             };
             crossbeam_channel::select! {
-                recv(self.commands) -> cmd => match cmd {
-                    Ok(SourceCommand::Pause) => {
+                recv(self.links.commands) -> cmd => match cmd {
+                    Ok(SourceCommand::Pause(reply)) => {
+                        // Dropping the stream closes the recording stream at
+                        // the sound server before the caller hears back.
                         stream = None;
                         paused = true;
-                        send_blocking(&self.events, Event::State(State::Paused));
+                        let _ = reply.send(Ok(()));
+                        send_blocking(&self.links.events, Event::State(State::Paused));
                     }
-                    Ok(SourceCommand::Resume) if paused => {
+                    Ok(SourceCommand::Resume(reply)) if paused => {
                         paused = false;
-                        stream = self.reopen(&wake_tx);
-                        lost = stream.is_none();
                         attempt = 0;
-                        let state = if lost { State::NoDevice } else { State::Listening };
-                        send_blocking(&self.events, Event::State(state));
+                        let state = match self.reopen(&wake_tx) {
+                            Ok(s) => {
+                                stream = Some(s);
+                                let _ = reply.send(Ok(()));
+                                State::Listening
+                            }
+                            Err(e) => {
+                                stream = None;
+                                let _ = reply.send(Err(format!("{e}; sottod keeps trying and listens when it opens")));
+                                State::NoDevice
+                            }
+                        };
+                        lost = stream.is_none();
+                        send_blocking(&self.links.events, Event::State(state));
                     }
-                    Ok(SourceCommand::Resume) => {}
-                    Ok(SourceCommand::Stop) | Err(_) => return,
+                    Ok(SourceCommand::Resume(reply)) => {
+                        let answer = if lost {
+                            Err("no capture device is open yet; sottod keeps trying and listens when one opens".to_string())
+                        } else {
+                            Ok(())
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    // The daemon dropped its sender: stop for good.
+                    Err(_) => return,
                 },
                 recv(wake_rx) -> _ => {
                     if stream.as_ref().is_some_and(|s| s.failed.load(Ordering::Acquire)) {
@@ -440,25 +457,25 @@ impl DeviceSource {
                         lost = true;
                         attempt = 0;
                         log::warn!("capture device lost; retrying");
-                        send_blocking(&self.events, Event::Error {
+                        send_blocking(&self.links.events, Event::Error {
                             kind: ErrorKind::DeviceLost,
                             message: "the capture device stopped; sottod retries until it returns".into(),
                         });
-                        send_blocking(&self.events, Event::State(State::NoDevice));
+                        send_blocking(&self.links.events, Event::State(State::NoDevice));
                     }
                 },
                 default(timeout) => {
                     if lost && !paused {
                         attempt += 1;
-                        if let Some(s) = self.reopen(&wake_tx) {
+                        if let Ok(s) = self.reopen(&wake_tx) {
                             stream = Some(s);
                             lost = false;
                             log::info!("capture device restored after {attempt} attempts");
-                            send_blocking(&self.events, Event::Error {
+                            send_blocking(&self.links.events, Event::Error {
                                 kind: ErrorKind::DeviceRestored,
                                 message: "the capture device is back; listening again".into(),
                             });
-                            send_blocking(&self.events, Event::State(State::Listening));
+                            send_blocking(&self.links.events, Event::State(State::Listening));
                         }
                     }
                 }

@@ -4,15 +4,14 @@
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::TryRecvError;
 
-use super::capture::{self, CaptureCounters, CaptureWriter};
-use super::{CaptureStream, SourceCommand, RING_SECONDS};
-use crate::event::{send_blocking, ErrorKind, Event, EventSender, State};
+use super::capture::{self, CaptureWriter};
+use super::{CaptureStream, SourceCommand, SourceLinks, RING_SECONDS};
+use crate::event::{send_blocking, ErrorKind, Event, State};
 use crate::pipeline::now_ms;
 
 /// Sample rates accepted: telephone speech to high-resolution studio audio.
@@ -171,28 +170,20 @@ impl WavInput {
     /// Paced: one 10 ms block per 10 ms of wall time; unpaced: as fast as the dsp
     /// thread reads (it waits when the ring is full, so nothing is lost). At the end
     /// of the file, or on `Stop`, the thread ends and closes the ring and `streams`.
-    pub fn spawn(
-        self,
-        paced: bool,
-        counters: Arc<CaptureCounters>,
-        streams: Sender<CaptureStream>,
-        events: EventSender,
-        commands: Receiver<SourceCommand>,
-    ) -> JoinHandle<()> {
+    pub fn spawn(self, paced: bool, links: SourceLinks) -> JoinHandle<()> {
         std::thread::Builder::new()
             .name("wav-reader".into())
-            .spawn(move || self.play(paced, counters, streams, events, commands))
+            .spawn(move || self.play(paced, links))
             .expect("spawn wav reader thread")
     }
 
-    fn play(
-        mut self,
-        paced: bool,
-        counters: Arc<CaptureCounters>,
-        streams: Sender<CaptureStream>,
-        events: EventSender,
-        commands: Receiver<SourceCommand>,
-    ) {
+    fn play(mut self, paced: bool, links: SourceLinks) {
+        let SourceLinks {
+            counters,
+            streams,
+            events,
+            commands,
+        } = links;
         let spec = self.reader.spec();
         let rate = spec.sample_rate;
         let channels = spec.channels as usize;
@@ -221,19 +212,31 @@ impl WavInput {
         let mut paused_for = Duration::ZERO;
         loop {
             match commands.try_recv() {
-                Ok(SourceCommand::Stop) | Err(TryRecvError::Disconnected) => break,
-                Ok(SourceCommand::Pause) => {
+                Err(TryRecvError::Disconnected) => break,
+                Ok(SourceCommand::Pause(reply)) => {
                     let pause_start = Instant::now();
+                    let _ = reply.send(Ok(()));
                     send_blocking(&events, Event::State(State::Paused));
-                    match commands.recv() {
-                        Ok(SourceCommand::Resume) => {
-                            paused_for += pause_start.elapsed();
-                            send_blocking(&events, Event::State(State::Listening));
+                    // Wait for a Resume; other Pauses are answered at once.
+                    loop {
+                        match commands.recv() {
+                            Ok(SourceCommand::Resume(reply)) => {
+                                let _ = reply.send(Ok(()));
+                                break;
+                            }
+                            Ok(SourceCommand::Pause(reply)) => {
+                                let _ = reply.send(Ok(()));
+                            }
+                            Err(_) => return,
                         }
-                        _ => break,
                     }
+                    paused_for += pause_start.elapsed();
+                    send_blocking(&events, Event::State(State::Listening));
                 }
-                _ => {}
+                Ok(SourceCommand::Resume(reply)) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(TryRecvError::Empty) => {}
             }
             interleaved.clear();
             if let Err(e) = samples.read_into(frames_per_block * channels, &mut interleaved) {

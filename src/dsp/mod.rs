@@ -7,14 +7,13 @@ pub mod vad;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::audio::CaptureStream;
 use crate::event::{send_blocking, DropReason, Event, EventSender};
-use crate::pipeline::{now_ms, Job, Speculation, WHISPER_RATE};
+use crate::pipeline::{now_ms, Job, Speculation, WorkerThread, WHISPER_RATE};
 use resample::Resampler;
 use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
@@ -62,11 +61,13 @@ pub struct Dsp {
 impl Dsp {
     /// Runs on its own thread until the source closes its stream channel and the
     /// last ring is drained; then the utterance and event senders drop.
-    pub fn spawn(self) -> JoinHandle<()> {
-        std::thread::Builder::new()
-            .name("dsp".into())
-            .spawn(move || self.run())
-            .expect("spawn dsp thread")
+    pub fn spawn(self) -> WorkerThread {
+        WorkerThread::new(
+            std::thread::Builder::new()
+                .name("dsp".into())
+                .spawn(move || self.run())
+                .expect("spawn dsp thread"),
+        )
     }
 
     fn run(self) {

@@ -6,7 +6,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::Receiver;
@@ -15,7 +14,7 @@ use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_C
 use super::judge::{judge, Heard};
 use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
 use crate::pipeline::{
-    now_ms, samples_to_ms, Job, Speculation, StopDeadline, Utterance, WHISPER_RATE,
+    now_ms, samples_to_ms, Job, Speculation, StopDeadline, Utterance, WorkerThread, WHISPER_RATE,
 };
 
 /// Milliseconds kept between the end of a decode and the deadline, for
@@ -67,10 +66,10 @@ pub struct TranscriberSetup {
 }
 
 /// Handle to the whisper thread. The thread ends when the job channel closes
-/// (the dsp thread dropped its sender) and the queue is drained.
+/// (the dsp thread dropped its sender) and the queue is drained; dropping the
+/// handle waits for that.
 pub struct Transcriber {
-    /// The whisper thread; joined by [`Transcriber::join`].
-    thread: Option<JoinHandle<()>>,
+    thread: WorkerThread,
 }
 
 impl Transcriber {
@@ -91,15 +90,18 @@ impl Transcriber {
             })
             .expect("spawn whisper thread");
         Self {
-            thread: Some(thread),
+            thread: WorkerThread::new(thread),
         }
     }
 
     /// Waits for the thread to drain its queue and end.
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn join(self) {
+        self.thread.join();
+    }
+
+    /// Leaves the thread running (the process exits without it).
+    pub fn detach(mut self) {
+        self.thread.detach();
     }
 }
 

@@ -183,13 +183,11 @@ fn pause_resume_properties_and_stats_with_busctl() {
     );
     assert!(get("Model").contains("ggml-tiny.en.bin"));
     bus.call("Pause");
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(bus.state(), "paused");
+    bus.wait_for_state("paused", Duration::from_secs(5));
     let status = sotto(&bus).arg("status").output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).starts_with("state: paused"));
     bus.call("Resume");
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(bus.state(), "listening");
+    bus.wait_for_state("listening", Duration::from_secs(5));
 
     // Stats in the closing silence match what was emitted.
     std::thread::sleep(Duration::from_secs(8));

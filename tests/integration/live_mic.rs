@@ -14,8 +14,8 @@ fn live_session(device: &str) {
     s.silence(0.5);
     for text in [
         "switch off the radio",
-        "how long until sunset",
-        "remind me to call mom",
+        "set a timer for ten minutes",
+        "what time is it",
     ] {
         s.say(text).silence(1.5);
     }

@@ -150,6 +150,21 @@ impl PrivateBus {
     pub fn call(&self, method: &str) -> String {
         self.busctl(&sotto_member("call", method))
     }
+
+    /// Calls a method that may fail: `Err` holds busctl's error text.
+    pub fn try_call(&self, method: &str) -> Result<String, String> {
+        let out = self
+            .client("busctl")
+            .arg("--user")
+            .args(sotto_member("call", method))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
 }
 
 /// busctl arguments for `verb` (`call`, `get-property`) on a member of the
@@ -676,6 +691,32 @@ impl VirtualMic {
             .env_remove("DBUS_SESSION_BUS_ADDRESS");
     }
 
+    /// Points this test process's own audio clients at this server until the
+    /// guard drops (the tests run on one thread, so nothing else reads the
+    /// environment meanwhile).
+    pub fn apply_env(&self) -> EnvGuard {
+        let d = self.dir.path();
+        let vars = [
+            ("PULSE_SERVER", format!("unix:{}/native", d.display())),
+            ("PULSE_COOKIE", d.join("cookie").display().to_string()),
+            (
+                "PULSE_RUNTIME_PATH",
+                d.join("runtime").display().to_string(),
+            ),
+            ("XDG_RUNTIME_DIR", d.join("runtime").display().to_string()),
+            ("XDG_CONFIG_HOME", d.join("config").display().to_string()),
+            ("HOME", d.join("home").display().to_string()),
+        ];
+        let saved = vars
+            .iter()
+            .map(|(k, _)| (k.to_string(), std::env::var_os(k)))
+            .collect();
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        EnvGuard(saved)
+    }
+
     /// A command that talks to this server.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
@@ -738,6 +779,20 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// A running sottod whose stdout (`--json` events) and stderr lines are read
 /// as they are written, so a test can act between events.
+/// Restores environment variables when dropped.
+pub struct EnvGuard(Vec<(String, Option<std::ffi::OsString>)>);
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        for (k, v) in self.0.drain(..) {
+            match v {
+                Some(v) => std::env::set_var(&k, v),
+                None => std::env::remove_var(&k),
+            }
+        }
+    }
+}
+
 /// An event a real client received, stamped with the client's own clock
 /// (Unix epoch ms, fractional) when its line arrived.
 pub struct Received {

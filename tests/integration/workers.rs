@@ -3,8 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sotto::audio::device::DeviceSelector;
+use sotto::audio::wav::WavInput;
+use sotto::audio::{SourceControl, SourceHandle, SourceInput};
 use sotto::dsp::segmenter::SegmenterSettings;
 use sotto::dsp::Dsp;
+use sotto::event::{Event, State};
 use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters, TranscriberSetup};
 
 use crate::util::*;
@@ -26,7 +30,7 @@ fn settings() -> SegmenterSettings {
 fn spawn_dsp() -> (
     crossbeam_channel::Sender<sotto::audio::CaptureStream>,
     crossbeam_channel::Receiver<sotto::pipeline::Job>,
-    std::thread::JoinHandle<()>,
+    sotto::pipeline::WorkerThread,
 ) {
     let (stream_tx, stream_rx) = crossbeam_channel::bounded(1);
     let (utt_tx, utt_rx) = crossbeam_channel::bounded(1);
@@ -50,7 +54,7 @@ fn the_dsp_thread_exits_when_its_source_closes() {
     let (stream_tx, utt_rx, handle) = spawn_dsp();
     let t = Instant::now();
     drop(stream_tx);
-    handle.join().unwrap();
+    handle.join();
     assert!(t.elapsed() < PROMPT, "dsp took {:?}", t.elapsed());
     assert!(
         utt_rx.recv().is_err(),
@@ -73,7 +77,7 @@ fn the_dsp_thread_exits_when_an_idle_ring_is_abandoned() {
     let t = Instant::now();
     drop(producer);
     drop(stream_tx);
-    handle.join().unwrap();
+    handle.join();
     assert!(t.elapsed() < PROMPT, "dsp took {:?}", t.elapsed());
 }
 
@@ -131,4 +135,70 @@ fn sottod_stops_on_sigterm_and_sigint_with_exit_zero() {
         );
         assert!(t.elapsed() < PROMPT, "signal {sig}: took {:?}", t.elapsed());
     }
+}
+
+/// A source started on `input`, with its stream receiver (kept open) and
+/// the events it sent before `settle`.
+fn start_source(input: SourceInput, settle: Duration) -> (SourceHandle, Vec<Event>) {
+    let (stream_tx, stream_rx) = crossbeam_channel::bounded(2);
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(64);
+    let source = SourceHandle::start(
+        input,
+        SourceControl::default(),
+        Default::default(),
+        stream_tx,
+        ev_tx,
+    )
+    .expect("source starts");
+    // Drain rings so the source never waits on the dsp side.
+    std::thread::spawn(move || while stream_rx.recv().is_ok() {});
+    std::thread::sleep(settle);
+    let mut events = Vec::new();
+    while let Ok(e) = ev_rx.try_recv() {
+        events.push(e);
+    }
+    (source, events)
+}
+
+#[test]
+fn the_wav_reader_exits_when_its_handle_is_dropped() {
+    let dir = scratch();
+    let wav = dir.path().join("long.wav");
+    Session::new(16_000).silence(60.0).write(&wav);
+    let input = SourceInput::File {
+        wav: WavInput::open(&wav).unwrap(),
+        paced: true,
+    };
+    let (source, events) = start_source(input, Duration::from_millis(300));
+    assert!(
+        events.contains(&Event::State(State::Listening)),
+        "{events:?}"
+    );
+    let t = Instant::now();
+    drop(source);
+    assert!(t.elapsed() < PROMPT, "wav reader took {:?}", t.elapsed());
+}
+
+#[test]
+fn the_device_supervisor_exits_when_its_handle_is_dropped() {
+    // No sound server: the default device is missing and the supervisor
+    // waits in its retry loop.
+    let mic = VirtualMic::without_server();
+    let _env = mic.apply_env();
+    let (source, events) = start_source(
+        SourceInput::Device(DeviceSelector::Default),
+        Duration::from_millis(600),
+    );
+    assert!(
+        events.contains(&Event::State(State::NoDevice))
+            || events.contains(&Event::State(State::Listening)),
+        "{events:?}"
+    );
+    let t = Instant::now();
+    drop(source);
+    assert!(
+        t.elapsed() < PROMPT,
+        "device supervisor took {:?}",
+        t.elapsed()
+    );
 }
