@@ -306,6 +306,10 @@ pub mod client {
     use super::{BusKind, NAME, PATH};
     use crate::event::{DropReason, ErrorKind, Event, Transcript};
 
+    /// Signals the listener buffers while it prints (a burst of events at
+    /// the end of a fast file run fits).
+    const LISTEN_QUEUE: usize = 256;
+
     /// Client errors, each one line.
     #[derive(Debug, thiserror::Error)]
     pub enum ClientError {
@@ -422,7 +426,7 @@ pub mod client {
             .interface(NAME)
             .build()
             .map_err(call_err)?;
-        let queue = std::num::NonZeroUsize::new(256);
+        let queue = std::num::NonZeroUsize::new(LISTEN_QUEUE);
         let mut stream = MessageStream::for_match_rule(rule, &conn, queue)
             .await
             .map_err(call_err)?;

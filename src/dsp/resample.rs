@@ -20,6 +20,9 @@ use crate::pipeline::WHISPER_RATE as TARGET_RATE;
 const CHUNK_FRAMES: usize = 1024;
 /// Input per sinc chunk: 10 ms (its cost does not depend on the chunk).
 const SINC_CHUNK_MS: u32 = 10;
+/// Chunks of silence fed at the end to push the delayed tail out: the delay is
+/// at most a chunk or two, so this bound is only a guard against a loop.
+const MAX_FLUSH_CHUNKS: usize = 16;
 /// Taps of the sinc filter; the cut-off is rubato's recommendation for this length.
 const SINC_LEN: usize = 64;
 
@@ -30,7 +33,8 @@ pub struct Resampler {
 }
 
 struct Inner {
-    fft: Box<dyn rubato::Resampler<f32> + Send>,
+    /// rubato's windowed-sinc or FFT resampler, whichever the rate takes.
+    engine: Box<dyn rubato::Resampler<f32> + Send>,
     /// Input waiting for a full chunk; capacity fixed at creation.
     pending: Vec<f32>,
     /// Output of one chunk; capacity fixed at creation.
@@ -50,7 +54,7 @@ impl Resampler {
         if input_rate == TARGET_RATE {
             return Self { inner: None };
         }
-        let fft: Box<dyn rubato::Resampler<f32> + Send> = if input_rate % TARGET_RATE == 0 {
+        let engine: Box<dyn rubato::Resampler<f32> + Send> = if input_rate % TARGET_RATE == 0 {
             let parameters = SincInterpolationParameters {
                 sinc_len: SINC_LEN,
                 f_cutoff: None,
@@ -81,16 +85,16 @@ impl Resampler {
                 .expect("rates are non-zero and the chunk size is fixed"),
             )
         };
-        let output = vec![0.0; fft.output_frames_max()];
-        let delay_left = fft.output_delay();
+        let output = vec![0.0; engine.output_frames_max()];
+        let delay_left = engine.output_delay();
         Self {
             inner: Some(Inner {
-                pending: Vec::with_capacity(fft.input_frames_max()),
+                pending: Vec::with_capacity(engine.input_frames_max()),
                 output,
                 delay_left,
                 frames_in: 0,
                 frames_out: 0,
-                fft,
+                engine,
             }),
         }
     }
@@ -102,12 +106,12 @@ impl Resampler {
             return;
         };
         while !input.is_empty() {
-            let needed = inner.fft.input_frames_next() - inner.pending.len();
+            let needed = inner.engine.input_frames_next() - inner.pending.len();
             let take = needed.min(input.len());
             inner.pending.extend_from_slice(&input[..take]);
             inner.frames_in += take as u64;
             input = &input[take..];
-            if inner.pending.len() == inner.fft.input_frames_next() {
+            if inner.pending.len() == inner.engine.input_frames_next() {
                 inner.process(None, out);
             }
         }
@@ -117,13 +121,13 @@ impl Resampler {
     /// so that the output covers the whole input; then the resampler is reset.
     pub fn finish(&mut self, out: &mut impl FnMut(&[f32])) {
         let Some(inner) = &mut self.inner else { return };
-        let total_out = (inner.frames_in as f64 * inner.fft.resample_ratio()).ceil() as u64;
+        let total_out = (inner.frames_in as f64 * inner.engine.resample_ratio()).ceil() as u64;
         let mut remaining_out = total_out.saturating_sub(inner.frames_out) as usize;
         let mut partial = inner.pending.len();
         // The tail, then silence until the delayed end of the input has come out.
         let mut guard = 0;
-        while remaining_out > 0 && guard < 16 {
-            inner.pending.resize(inner.fft.input_frames_next(), 0.0);
+        while remaining_out > 0 && guard < MAX_FLUSH_CHUNKS {
+            inner.pending.resize(inner.engine.input_frames_next(), 0.0);
             inner.process(Some(partial), &mut |block: &[f32]| {
                 let n = block.len().min(remaining_out);
                 remaining_out -= n;
@@ -134,9 +138,9 @@ impl Resampler {
             partial = 0;
             guard += 1;
         }
-        inner.fft.reset();
+        inner.engine.reset();
         inner.pending.clear();
-        inner.delay_left = inner.fft.output_delay();
+        inner.delay_left = inner.engine.output_delay();
         inner.frames_in = 0;
         inner.frames_out = 0;
     }
@@ -144,7 +148,7 @@ impl Resampler {
 
 impl Inner {
     fn process(&mut self, partial_len: Option<usize>, out: &mut impl FnMut(&[f32])) -> usize {
-        let n_in = self.fft.input_frames_next();
+        let n_in = self.engine.input_frames_next();
         let input =
             InterleavedSlice::new(&self.pending[..n_in], 1, n_in).expect("pending holds one chunk");
         let n_out_max = self.output.len();
@@ -157,7 +161,7 @@ impl Inner {
             active_channels_mask: None,
         });
         let (_, n_out) = self
-            .fft
+            .engine
             .process_into_buffer(&input, &mut output, indexing.as_ref())
             .expect("buffers sized from the resampler's own limits");
         self.pending.clear();

@@ -36,6 +36,9 @@ const POST_ROLL_MS: u64 = 160;
 /// about four frames after it stops (measured on espeak-ng speech against the
 /// waveform). Boundaries are moved back by these lags.
 const ONSET_LAG_FRAMES: u64 = 1;
+/// Frames of history kept beyond the pre-roll and the onset itself, so the
+/// onset-lag correction never reaches past the start of what is kept.
+const HISTORY_SLACK_FRAMES: u64 = 2;
 const RELEASE_LAG_FRAMES: u64 = 4;
 
 /// What the segmenter tells its driver.
@@ -108,8 +111,10 @@ impl Segmenter {
         let pre_roll_frames = frames(settings.pre_roll_ms);
         let post_roll_frames = frames(POST_ROLL_MS).min(frames(settings.silence_ms));
         let history_frames =
-            (pre_roll_frames + u64::from(min_speech_frames) + u64::from(ONSET_GAP_FRAMES) + 2)
-                as usize;
+            (pre_roll_frames
+                + u64::from(min_speech_frames)
+                + u64::from(ONSET_GAP_FRAMES)
+                + HISTORY_SLACK_FRAMES) as usize;
         Self {
             threshold: settings.vad_threshold,
             min_speech_frames,

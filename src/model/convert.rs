@@ -8,7 +8,15 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::ggml::GGML_MAGIC;
+use super::ggml::{GGML_MAGIC, N_VOCAB_ENGLISH};
+use crate::pipeline::WHISPER_RATE;
+
+/// The ggml file type sotto writes: tensors in f16.
+const GGML_FTYPE_F16: i32 = 1;
+/// Whisper's STFT: 400-sample windows (25 ms at 16 kHz)…
+const N_FFT: usize = 400;
+/// …so 201 frequency bins per mel filter.
+const N_FFT_BINS: usize = N_FFT / 2 + 1;
 use super::mel::mel_filters;
 
 /// Why a conversion failed. Each message names the file and what to do.
@@ -623,13 +631,13 @@ pub fn to_ggml(
             n_text_head as i32,
             n_text_layer as i32,
             n_mels as i32,
-            1, // ftype: f16
+            GGML_FTYPE_F16,
         ] {
             i32le(w, v)?;
         }
-        let filters = mel_filters(16_000, 400, n_mels);
+        let filters = mel_filters(WHISPER_RATE, N_FFT, n_mels);
         i32le(w, n_mels as i32)?;
-        i32le(w, 201)?;
+        i32le(w, N_FFT_BINS as i32)?;
         for f in &filters {
             w.write_all(&f.to_le_bytes())?;
         }
@@ -675,7 +683,7 @@ pub fn to_ggml(
         n_state,
         n_mels,
         n_tensors: tensors.len(),
-        multilingual: n_vocab > 51_864,
+        multilingual: n_vocab > N_VOCAB_ENGLISH as usize,
         bytes,
     })
 }

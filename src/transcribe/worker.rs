@@ -23,9 +23,6 @@ const PUBLISH_MARGIN_MS: u64 = 20;
 /// The warm-up decode: this much silence, so the first utterance is not paid
 /// for by lazy allocations.
 const WARMUP_SAMPLES: usize = WHISPER_RATE as usize;
-/// The decode-time estimate is an exponential average: the newest decode gets
-/// this weight (load comes and goes, recent decodes count most).
-const ESTIMATE_NEW_WEIGHT: f64 = 0.3;
 
 /// What turns audio into words: whisper.cpp in the daemon, a fake in tests.
 pub trait Engine: Send + 'static {
@@ -125,19 +122,22 @@ struct Outcome {
 pub struct Worker<E> {
     engine: E,
     setup: TranscriberSetup,
-    /// Expected decode milliseconds per encoder frame of context; updated after
-    /// every decode so the deadline check before decoding tracks the machine.
-    ms_per_ctx_frame: f64,
+    /// The fastest decode seen, in milliseconds per encoder frame of context
+    /// (the warm-up's at first). A decode is skipped only when even this
+    /// pace would miss the deadline: the miss is then certain. An average
+    /// would not do: a slow spell raises it, the drops it causes are never
+    /// decoded, and nothing would bring it back down.
+    fastest_ms_per_ctx_frame: f64,
     kept: Option<Kept>,
 }
 
 impl<E: Engine> Worker<E> {
-    /// A worker whose decode-time estimate starts at `ms_per_ctx_frame`.
+    /// A worker whose fastest decode so far ran at `ms_per_ctx_frame`.
     pub fn new(engine: E, setup: TranscriberSetup, ms_per_ctx_frame: f64) -> Self {
         Self {
             engine,
             setup,
-            ms_per_ctx_frame,
+            fastest_ms_per_ctx_frame: ms_per_ctx_frame,
             kept: None,
         }
     }
@@ -217,8 +217,7 @@ impl<E: Engine> Worker<E> {
             .fetch_add(decode_ms, Ordering::Relaxed);
         if result.is_ok() {
             let observed = decode_ms as f64 / f64::from(audio_ctx);
-            self.ms_per_ctx_frame = (1.0 - ESTIMATE_NEW_WEIGHT) * self.ms_per_ctx_frame
-                + ESTIMATE_NEW_WEIGHT * observed;
+            self.fastest_ms_per_ctx_frame = self.fastest_ms_per_ctx_frame.min(observed);
         }
         Outcome {
             result,
@@ -253,7 +252,7 @@ impl<E: Engine> Worker<E> {
             None => {
                 let deadline = self.deadline(&utterance);
                 let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
-                let expected_ms = (self.ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
+                let expected_ms = (self.fastest_ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
                 let now = now_ms();
                 if self.setup.stop.passed_at(now + expected_ms) {
                     log::info!("utterance {id}: dropped, sottod is stopping");
@@ -335,6 +334,8 @@ mod tests {
         Hear(Heard),
         /// Fails as whisper.cpp can.
         Fail(&'static str),
+        /// Takes this long whatever the options say (a slow spell), then hears words.
+        Take(Duration),
         /// Works until aborted (a slow machine, deterministically): a decode
         /// that is never aborted ends after `CAP` with this text, which the
         /// tests then see as a wrong answer.
@@ -360,6 +361,10 @@ mod tests {
             {
                 Answer::Hear(h) => Ok(h),
                 Answer::Fail(why) => Err(DecodeError::Whisper(why.into())),
+                Answer::Take(d) => {
+                    std::thread::sleep(d);
+                    Ok(words("slow"))
+                }
                 Answer::UntilAborted => {
                     let t = Instant::now();
                     while t.elapsed() < CAP {
@@ -461,6 +466,30 @@ mod tests {
         let mut r = rig(vec![Answer::Hear(words("late"))], 5_000, 100.0);
         assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Deadline));
         assert_eq!(r.calls(), 0, "the engine was not asked");
+    }
+
+    #[test]
+    fn a_slow_spell_does_not_lock_the_worker_into_dropping() {
+        // One decode takes 1.5 s (the machine was busy); the next utterance has
+        // 380 ms. An average of past decodes would now expect ~450 ms and drop
+        // it, and every one after it, unseen; the fastest pace seen (the
+        // first, 0 ms) says the deadline can still be met, so it is decoded.
+        let mut r = rig(
+            vec![
+                Answer::Take(Duration::from_millis(1_500)),
+                Answer::Hear(words("Lights on.")),
+            ],
+            400,
+            0.0,
+        );
+        let first = r.close(utterance(1));
+        assert!(matches!(&first[..], [Event::Transcript(_)]), "{first:?}");
+        let second = r.close(utterance(2));
+        assert!(
+            matches!(&second[..], [Event::Transcript(t)] if t.text == "Lights on."),
+            "{second:?}"
+        );
+        assert_eq!(r.calls(), 2);
     }
 
     #[test]

@@ -244,15 +244,24 @@ fn transcripts_are_decoded_during_the_silence_and_a_pause_does_not_split_the_wor
             t["timing"]["speculative"], true,
             "paced speech with a long gap is decoded during the silence: {t}"
         );
-        let timing = &t["timing"];
-        let parts: u64 = ["silence_ms", "queue_ms", "decode_ms", "publish_ms"]
-            .iter()
-            .map(|k| timing[k].as_u64().unwrap())
-            .sum();
-        assert_eq!(
-            parts,
-            t["latency_ms"].as_u64().unwrap(),
-            "the breakdown adds up: {t}"
+        // The parts are plausible (that they add up is Timing's unit test):
+        // the silence is the default 500 ms counted from the end of speech,
+        // give or take the dsp thread's 10 ms poll and a frame; a decode made
+        // during the silence leaves nothing to decode after it.
+        let part = |k: &str| t["timing"][k].as_u64().unwrap();
+        let silence = part("silence_ms");
+        assert!(
+            (480..=560).contains(&silence),
+            "the silence part is --silence-ms: {t}"
+        );
+        assert_eq!(part("decode_ms"), 0, "decoded during the silence: {t}");
+        assert!(
+            part("queue_ms") + part("publish_ms") < silence,
+            "what follows the silence is small beside it: {t}"
+        );
+        assert!(
+            t["decode_ms"].as_u64().unwrap() > 0,
+            "the decode itself took time: {t}"
         );
     }
     let second = normalize(finals[1]["text"].as_str().unwrap());

@@ -413,8 +413,15 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
         transcripts(&events).len(),
         "the client received every transcript"
     );
-    // Lost audio is counted, not hidden: GetStats reports frames_lost.
-    assert!(stats.contains("frames_lost"), "{stats}");
+    // The 4 s ring absorbs two busy cores: nothing was lost (and a loss would
+    // be counted here, not hidden).
+    let lost: u64 = stats
+        .split("\"frames_lost\" t ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("GetStats has no frames_lost: {stats}"));
+    assert_eq!(lost, 0, "frames lost under load: {stats}");
     assert!(
         after <= baseline * 2,
         "latency after the load {after} ms, before {baseline} ms"

@@ -181,9 +181,7 @@ pub fn sotto_member<'a>(verb: &'a str, member: &'a str) -> [&'a str; 5] {
 
 impl Drop for PrivateBus {
     fn drop(&mut self) {
-        unsafe {
-            libc_kill(self.pid, 15);
-        }
+        kill(self.pid, libc::SIGTERM);
     }
 }
 
@@ -750,9 +748,7 @@ impl Drop for VirtualMic {
         let Some(child) = self.child.as_mut() else {
             return;
         };
-        unsafe {
-            libc_kill(child.id() as i32, 15);
-        }
+        kill(child.id() as i32, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -765,16 +761,18 @@ impl Drop for VirtualMic {
     }
 }
 
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
+/// Sends `sig` to the process `pid` (a child of this test, or a bus daemon
+/// it started); a process already gone is not an error.
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, sig);
+    }
 }
 
 /// Sends a signal to a process.
 pub fn signal(child: &Child, sig: i32) {
-    unsafe {
-        libc_kill(child.id() as i32, sig);
-    }
+    kill(child.id() as i32, sig);
 }
 
 /// A running sottod whose stdout (`--json` events) and stderr lines are read
