@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sotto::score::{normalize, word_errors};
 use sotto::transcribe::{
     audio_ctx_for, judge, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
+use sotto_testkit::{manifest, normalize, word_errors};
 
 #[path = "common/report.rs"]
 mod report;
@@ -24,29 +24,25 @@ struct Clip {
 }
 
 fn clips(root: &Path) -> Vec<Clip> {
-    let manifest = std::fs::read_to_string(root.join("manifest.tsv"))
-        .expect("../shared/testdata/manifest.tsv is needed");
-    manifest
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            if !(f[2].starts_with("speech") || f[2].starts_with("noisy")) {
-                return None;
-            }
-            let mut r = hound::WavReader::open(root.join(f[0])).ok()?;
+    manifest()
+        .into_iter()
+        .filter(|c| c.category.starts_with("speech") || c.category.starts_with("noisy"))
+        .map(|c| {
+            let path = root.join(&c.file);
+            let mut r = hound::WavReader::open(&path).unwrap_or_else(|e| {
+                panic!("{}: {e}; the WER corpus needs every clip", path.display())
+            });
             let spec = r.spec();
-            assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", f[0]);
+            assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", c.file);
             let samples = r
                 .samples::<i16>()
-                .flatten()
-                .map(|s| f32::from(s) / 32768.0)
+                .map(|s| f32::from(s.expect("a readable sample")) / 32768.0)
                 .collect();
-            Some(Clip {
-                name: f[0].to_string(),
+            Clip {
+                name: c.file,
                 samples,
-                reference: f[4].to_string(),
-            })
+                reference: c.transcript,
+            }
         })
         .collect()
 }

@@ -15,9 +15,6 @@
 
 #[path = "common/report.rs"]
 mod report;
-#[allow(dead_code)]
-#[path = "../tests/integration/util.rs"]
-mod util;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -27,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use report::{bench_dir, percentile, row, smoke, Row};
-use util::*;
+use sotto_testkit::*;
 
 struct SessionResult {
     rows: Vec<Row>,

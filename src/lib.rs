@@ -15,6 +15,5 @@ pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod pipeline;
-pub mod score;
 pub mod stats;
 pub mod transcribe;

@@ -110,11 +110,10 @@ impl Segmenter {
         let min_speech_frames = frames(settings.min_speech_ms).max(1) as u32;
         let pre_roll_frames = frames(settings.pre_roll_ms);
         let post_roll_frames = frames(POST_ROLL_MS).min(frames(settings.silence_ms));
-        let history_frames =
-            (pre_roll_frames
-                + u64::from(min_speech_frames)
-                + u64::from(ONSET_GAP_FRAMES)
-                + HISTORY_SLACK_FRAMES) as usize;
+        let history_frames = (pre_roll_frames
+            + u64::from(min_speech_frames)
+            + u64::from(ONSET_GAP_FRAMES)
+            + HISTORY_SLACK_FRAMES) as usize;
         Self {
             threshold: settings.vad_threshold,
             min_speech_frames,

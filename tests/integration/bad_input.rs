@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 fn fails(args: &[&str], needle: &str) {
     let run = run_sottod(args, Duration::from_secs(30));

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sotto::transcribe::{DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
 
-use crate::util::*;
+use sotto_testkit::*;
 
 /// A spoken sentence at 16 kHz, as the decoder takes it.
 fn speech() -> Vec<f32> {

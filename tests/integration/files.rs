@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const SENTENCES: [&str; 3] = [
     "turn on the kitchen lights",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 fn live_session(device: &str) {
     model_path();

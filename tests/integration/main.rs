@@ -1,8 +1,6 @@
 //! Integration tests: the real binary, real whisper model, real PulseAudio and
 //! real speech (espeak-ng, and ../shared/testdata where the test says so).
 
-mod util;
-
 mod bad_input;
 mod dbus;
 mod engine;

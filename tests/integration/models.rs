@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 fn with_model(model: &Path, extra: &[&str]) -> Run {
     let dir = scratch();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const OUTSIDER: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 
@@ -171,7 +171,17 @@ fn only_group_sotto_can_control_read_or_hear_the_daemon_on_the_system_bus() {
     let member = ["--reuid=65534", "--regid=65534", "--groups=sotto"];
     let (ok, text) = busctl_as(&member, &bus, &sotto_member("get-property", "State"));
     assert!(ok && text.starts_with("s \""), "member read State: {text}");
-    // Resume while listening changes nothing, but proves a member may call.
+    // Resume while listening changes nothing, but proves a member may call
+    // (before the model is loaded it is refused: nothing is open yet).
+    let start = Instant::now();
+    while busctl_as(&member, &bus, &sotto_member("get-property", "State"))
+        .1
+        .trim()
+        != "s \"listening\""
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "never listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (ok, text) = busctl_as(&member, &bus, &sotto_member("call", "Resume"));
     assert!(ok, "member Resume: {text}");
 

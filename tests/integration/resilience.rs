@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const SENTENCE: &str = "turn on the kitchen lights";
 

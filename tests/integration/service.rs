@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const FILES: [&str; 10] = [
     "etc/dbus-1/system.d/org.sotto.Sotto1.conf",

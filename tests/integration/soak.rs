@@ -3,7 +3,7 @@
 //! (default 180 s, passes over six speech clips; `make soak` runs 3600 s over all
 //! of them, comparing RSS after the first five minutes with RSS at the end).
 
-use crate::util::*;
+use sotto_testkit::*;
 
 fn soak_seconds() -> f64 {
     std::env::var("SOTTO_SOAK_SECONDS")

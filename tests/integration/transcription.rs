@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const COMMANDS: [&str; 10] = [
     "turn on the kitchen lights",
@@ -48,22 +48,11 @@ fn ten_spoken_commands_come_back_as_the_right_words_paced() {
     }
 }
 
-struct Clip {
-    file: String,
-    reference: String,
-}
-
-fn manifest(category_prefix: &str) -> Vec<Clip> {
-    let text = std::fs::read_to_string(testdata().join("manifest.tsv")).unwrap();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f[2].starts_with(category_prefix)).then(|| Clip {
-                file: f[0].to_string(),
-                reference: f[4].to_string(),
-            })
-        })
+/// The manifest's clips whose category starts with `category_prefix`.
+fn clips_of(category_prefix: &str) -> Vec<Clip> {
+    manifest()
+        .into_iter()
+        .filter(|c| c.category.starts_with(category_prefix))
         .collect()
 }
 
@@ -84,7 +73,7 @@ fn corpus_wer(clips: &[Clip]) -> f64 {
         );
         assert!(run.status.success(), "{}: {}", clip.file, run.stderr);
         let hyp = normalize(&transcripts(&run.events()).join(" "));
-        let reference = normalize(&clip.reference);
+        let reference = normalize(&clip.transcript);
         let (e, n) = word_errors(&reference, &hyp);
         println!(
             "{:>5.1}%  {}  | {}",
@@ -101,7 +90,7 @@ fn corpus_wer(clips: &[Clip]) -> f64 {
 #[test]
 fn wer_on_the_shared_speech_clips_is_at_most_5_percent() {
     model_path();
-    let wer = corpus_wer(&manifest("speech"));
+    let wer = corpus_wer(&clips_of("speech"));
     println!("speech WER {:.2} %", wer * 100.0);
     assert!(wer <= 0.05, "speech WER {:.2} %", wer * 100.0);
 }
@@ -109,7 +98,7 @@ fn wer_on_the_shared_speech_clips_is_at_most_5_percent() {
 #[test]
 fn wer_on_the_shared_noisy_clips_is_at_most_14_percent() {
     model_path();
-    let wer = corpus_wer(&manifest("noisy"));
+    let wer = corpus_wer(&clips_of("noisy"));
     println!("noisy WER {:.2} %", wer * 100.0);
     assert!(wer <= 0.14, "noisy WER {:.2} %", wer * 100.0);
 }
@@ -117,7 +106,7 @@ fn wer_on_the_shared_noisy_clips_is_at_most_14_percent() {
 #[test]
 fn no_shared_non_speech_clip_yields_a_transcript() {
     model_path();
-    let clips = manifest("nonspeech");
+    let clips = clips_of("nonspeech");
     assert_eq!(clips.len(), 17);
     for clip in clips {
         let path = testdata().join(&clip.file);

@@ -11,7 +11,7 @@ use sotto::dsp::Dsp;
 use sotto::event::{Event, State};
 use sotto::transcribe::{Decoder, Transcriber, TranscriberCounters, TranscriberSetup};
 
-use crate::util::*;
+use sotto_testkit::*;
 
 const PROMPT: Duration = Duration::from_secs(2);
 

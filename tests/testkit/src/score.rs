@@ -1,5 +1,5 @@
 //! Scoring transcripts: a Whisper-style English text normalisation and word
-//! error counts, shared by the accuracy tests and the benchmarks.
+//! error counts, for the accuracy tests and the benchmarks.
 
 /// Whisper-style English normalisation, enough for these references: lower
 /// case, no punctuation, numbers as words, a few spellings unified.
