@@ -1,4 +1,5 @@
-//! systemd's notification protocol (`sd_notify`): READY=1 once listening, and
+//! systemd's notification protocol (`sd_notify`): READY=1 once the model is
+//! loaded and the source is open (both units are `Type=notify`), and
 //! WATCHDOG=1 from the event loop, so a hung daemon is restarted. A datagram
 //! on the unix socket systemd names in `NOTIFY_SOCKET`; nothing without it.
 

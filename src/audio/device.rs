@@ -71,14 +71,23 @@ fn describe_config(device: &cpal::Device) -> String {
 /// makes libasound and the plugins it loads (jack, oss) print dozens of lines
 /// about devices that do not exist; a one-line error must stay one line.
 fn with_stderr_silenced<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: plain descriptor calls; fd 2 is restored before returning.
+    // SAFETY: dup/open/dup2/close take and return plain descriptors and touch
+    // no memory of ours. Note what this does not make safe: fd 2 is swapped
+    // for the whole process, so another thread's stderr output in this window
+    // is lost; it is used only at start-up and for --list-devices, never on
+    // the capture thread's retries. If the swap cannot be made, `f` runs
+    // with stderr as it was.
     unsafe {
         let saved = libc::dup(2);
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-        if saved < 0 || null < 0 {
+        if saved < 0 || null < 0 || libc::dup2(null, 2) < 0 {
+            for fd in [saved, null] {
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+            }
             return f();
         }
-        libc::dup2(null, 2);
         libc::close(null);
         let result = f();
         libc::dup2(saved, 2);
@@ -175,16 +184,25 @@ fn available_names(devices: &[(DeviceInfo, cpal::Device)]) -> String {
 }
 
 /// Finds the device a selector means. `Named` matches an exact name first, then a
-/// case-insensitive substring of the name or the description.
+/// case-insensitive substring of the name or the description. For start-up
+/// checks: the probing's messages are kept off stderr by silencing fd 2.
 pub fn find_device(selector: &DeviceSelector) -> Result<(String, cpal::Device), DeviceError> {
+    with_stderr_silenced(|| find_device_here(selector))
+}
+
+/// [`find_device`] for the capture thread's retries, which run while other
+/// threads log: no process-wide fd-2 swap; alsa-lib's messages are kept off
+/// stderr by the thread-local handler ([`quiet_alsa_on_this_thread`]).
+fn find_device_here(selector: &DeviceSelector) -> Result<(String, cpal::Device), DeviceError> {
     match selector {
         DeviceSelector::Default => {
-            let device = with_stderr_silenced(|| cpal::default_host().default_input_device())
+            let device = cpal::default_host()
+                .default_input_device()
                 .ok_or(DeviceError::NoDefault)?;
             Ok((device_name(&device), device))
         }
         DeviceSelector::Named(wanted) => {
-            let devices = list_devices();
+            let devices = list_devices_noisy();
             let lower = wanted.to_lowercase();
             let exact = devices.iter().position(|(info, _)| info.name == *wanted);
             let partial = || {
@@ -393,7 +411,7 @@ impl DeviceSource {
     }
 
     fn reopen(&self, wake: &Sender<()>) -> Result<OpenStream, DeviceError> {
-        let (name, device) = find_device(&self.selector)?;
+        let (name, device) = find_device_here(&self.selector)?;
         let (stream, capture) = open_stream(&device, &name, &self.links.counters, wake)?;
         let _ = self.links.streams.send(capture);
         send_blocking(&self.links.events, Event::Device(name));

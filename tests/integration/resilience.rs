@@ -224,23 +224,10 @@ fn pause_releases_the_microphone_and_resume_takes_it_back() {
     let reader = {
         let (stop, address) = (Arc::clone(&stop_reading), mic.bus.address.clone());
         std::thread::spawn(move || {
-            let busctl = |args: [&str; 5]| {
-                let out = std::process::Command::new("busctl")
-                    .env("DBUS_SESSION_BUS_ADDRESS", &address)
-                    .arg("--user")
-                    .args(args)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{args:?} failed during Pause/Resume: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
             let mut calls = 0;
             while !stop.load(Ordering::Relaxed) {
-                busctl(sotto_member("call", "GetStats"));
-                busctl(sotto_member("get-property", "State"));
+                busctl_at(&address, &sotto_member("call", "GetStats"));
+                busctl_at(&address, &sotto_member("get-property", "State"));
                 calls += 1;
             }
             calls

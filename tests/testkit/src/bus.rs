@@ -63,18 +63,7 @@ impl PrivateBus {
     /// `busctl --user ARGS` on this bus; its trimmed stdout. Fails the test
     /// when busctl fails.
     pub fn busctl(&self, args: &[&str]) -> String {
-        let out = self
-            .client("busctl")
-            .arg("--user")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "busctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        busctl_at(&self.address, args)
     }
 
     /// Waits until a daemon owns `org.sotto.Sotto1` on this bus.
@@ -146,6 +135,23 @@ impl PrivateBus {
             Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
         }
     }
+}
+
+/// `busctl --user ARGS` on the bus at `address` (from any thread); its trimmed
+/// stdout. Fails the test when busctl fails.
+pub fn busctl_at(address: &str, args: &[&str]) -> String {
+    let out = Command::new("busctl")
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .arg("--user")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "busctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// busctl arguments for `verb` (`call`, `get-property`) on a member of the
