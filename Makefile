@@ -30,7 +30,7 @@ run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
 test: setup lint
-	$(CARGO) test --release --lib --bins --tests -- --test-threads=1
+	$(CARGO) test --release --workspace --lib --bins --tests -- --test-threads=1
 	./scripts/bench.sh --smoke
 
 demo: setup

@@ -105,6 +105,7 @@ impl Sotto1 {
         put("dropped_overload", s.dropped_overload.into());
         put("dropped_no_speech", s.dropped_no_speech.into());
         put("dropped_shutdown", s.dropped_shutdown.into());
+        put("dropped_error", s.dropped_error.into());
         put("frames_captured", s.frames_captured.into());
         put("frames_lost", s.frames_lost.into());
         put("latency_p50_ms", s.latency_p50_ms.into());

@@ -206,6 +206,18 @@ fn pause_resume_properties_and_stats_with_busctl() {
     assert_eq!(utterances(&events).len(), 2, "{}", run.stdout);
     assert_eq!(n("utterances") as usize, utterances(&events).len());
     assert_eq!(n("transcripts") as usize, transcripts(&events).len());
+    // One counter per drop reason, each equal to the drops published.
+    for reason in ["deadline", "overload", "no-speech", "shutdown", "error"] {
+        let published = events
+            .iter()
+            .filter(|e| e["event"] == "dropped" && e["reason"] == reason)
+            .count() as u64;
+        assert_eq!(
+            n(&format!("dropped_{}", reason.replace('-', "_"))),
+            published,
+            "dropped {reason}"
+        );
+    }
     // Read during the closing silence: every frame up to the last sentence's
     // end was captured, no more than the file holds, none lost.
     let last_end = s.truth.last().unwrap().2 * u64::from(ESPEAK_RATE) / 1000;
