@@ -35,16 +35,17 @@ impl DropReason {
 
     /// The reason named by `as_str`, if it is one.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            DropReason::Deadline,
-            DropReason::Overload,
-            DropReason::NoSpeech,
-            DropReason::Shutdown,
-            DropReason::Error,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// Every reason, for parsing, tests and documentation.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Deadline,
+        DropReason::Overload,
+        DropReason::NoSpeech,
+        DropReason::Shutdown,
+        DropReason::Error,
+    ];
 }
 
 /// What an `Error` signal is about. The strings are part of the D-Bus
@@ -274,14 +275,7 @@ mod tests {
     #[test]
     fn the_interface_xml_lists_every_reason_kind_and_state() {
         let xml = include_str!("org.sotto.Sotto1.xml");
-        let reasons = [
-            DropReason::Deadline,
-            DropReason::Overload,
-            DropReason::NoSpeech,
-            DropReason::Shutdown,
-            DropReason::Error,
-        ];
-        for r in reasons {
+        for r in DropReason::ALL {
             assert!(xml.contains(&format!("`{}`", r.as_str())), "{r:?}");
             assert_eq!(DropReason::parse(r.as_str()), Some(r));
         }

@@ -69,7 +69,7 @@ pub struct SourceLinks {
     pub streams: Sender<CaptureStream>,
     /// Events (state, device, errors) go to the event loop, which holds the receiver.
     pub events: EventSender,
-    /// Commands from the event loop, which holds the sender.
+    /// Commands (Pause, Resume); the only sender is in [`SourceControl`].
     pub commands: Receiver<SourceCommand>,
 }
 
