@@ -69,6 +69,9 @@ fn main() {
         pre_roll_ms: 320,
         silence_ms: 500,
         max_utterance_ms: 20_000,
+        end_of_speech: sotto::endpoint::EndOfSpeech::Fixed,
+        min_silence_ms: 250,
+        max_silence_ms: 900,
     };
 
     let mut best = f64::MAX;

@@ -2,7 +2,7 @@
 # Every benchmark, then one report: target/bench/report.md (the table printed
 # at the end), report.json (the same with raw numbers, machine and settings)
 # and latency.png. Needs the model, ../shared/testdata and the packages of
-# scripts/install-deps.sh. Run it on a quiet machine: it takes ~15 minutes.
+# scripts/install-deps.sh. Run it on a quiet machine: it takes ~30 minutes.
 #   --smoke   a few seconds per step: checks that the script works (CI runs
 #             it); its figures mean nothing.
 set -euo pipefail
@@ -11,7 +11,7 @@ if [ "${1:-}" = --smoke ]; then
   export BENCH_SMOKE=1
 fi
 rm -rf target/bench/parts
-for bench in audio_path decode bus_latency session; do
+for bench in audio_path decode bus_latency load endpoint session; do
   echo "== $bench"
   cargo bench --quiet --bench "$bench"
 done

@@ -2,18 +2,20 @@
 //!
 //! [`Sotto1`] only holds property values, the source's command queue and the
 //! shared statistics: `Pause` and `Resume` queue a command for the source and
-//! wait for its answer; `GetStats` copies the statistics. No method waits for
-//! the event loop.
+//! wait for its answer; `GetStats` copies numbers the event loop keeps
+//! (nothing is computed per call). No method waits for the event loop. Every
+//! method call is first charged to its sender's budget ([`crate::ratelimit`]).
 //! The event loop owns the connection and is the only publisher of signals.
 
 use std::collections::HashMap;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
+use zbus::message::Header;
 use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
@@ -21,6 +23,7 @@ use zbus::{OwnedVariant, Variant};
 use crate::audio::{Reply, SourceCommand, SourceControl};
 use crate::config::BusKind;
 use crate::event::{Event, State};
+use crate::ratelimit::{RateLimiter, Verdict, CALLS_PER_SECOND};
 use crate::stats::Stats;
 
 /// Well-known name, object path and interface name (the contract in DESIGN.md).
@@ -52,6 +55,42 @@ pub struct Sotto1 {
     source: SourceControl,
     /// Written by the event loop, read by `GetStats`; held only to copy.
     stats: Arc<Mutex<Stats>>,
+    /// Each sender's budget of method calls.
+    limiter: Mutex<RateLimiter>,
+    /// Calls refused with `LimitsExceeded`.
+    calls_limited: AtomicU64,
+}
+
+impl Sotto1 {
+    /// Admits a method call within its sender's budget; over it, the call
+    /// fails with `org.freedesktop.DBus.Error.LimitsExceeded` once the
+    /// sender's next call would be admitted (see [`crate::ratelimit`]).
+    async fn admit(&self, header: &Header<'_>) -> zbus::fdo::Result<()> {
+        let sender = header.sender().map(|s| s.as_str()).unwrap_or("");
+        let limiter = || self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let verdict = limiter().check(sender, Instant::now());
+        let Verdict::Refuse { hold } = verdict else {
+            return Ok(());
+        };
+        self.calls_limited.fetch_add(1, Ordering::Relaxed);
+        if !hold.is_zero() {
+            // Released even if this call's task is dropped mid-wait.
+            struct Held<'a>(&'a Mutex<RateLimiter>, &'a str);
+            impl Drop for Held<'_> {
+                fn drop(&mut self) {
+                    self.0
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .released(self.1);
+                }
+            }
+            let _held = Held(&self.limiter, sender);
+            tokio::time::sleep(hold).await;
+        }
+        Err(zbus::fdo::Error::LimitsExceeded(format!(
+            "{sender} made more than {CALLS_PER_SECOND} calls per second; call less often"
+        )))
+    }
 }
 
 /// How long Pause and Resume wait for the source: a sound server that hangs
@@ -81,19 +120,31 @@ async fn ask(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbu
 impl Sotto1 {
     /// Stops listening and releases the microphone; returns once the
     /// recording stream is closed.
-    async fn pause(&self) -> zbus::fdo::Result<()> {
+    async fn pause(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<()> {
+        self.admit(&header).await?;
         ask(&self.source, SourceCommand::Pause).await
     }
 
     /// Reopens the microphone after `Pause`; returns once the stream is open,
     /// or fails with the reason it could not be opened.
-    async fn resume(&self) -> zbus::fdo::Result<()> {
+    async fn resume(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<()> {
+        self.admit(&header).await?;
         ask(&self.source, SourceCommand::Resume).await
     }
 
-    /// Counters, latency percentiles, decode real-time factor and uptime.
+    /// Counters, latency percentiles, decode real-time factor and uptime;
+    /// `early_closes` (utterances the adaptive end of speech closed before
+    /// --silence-ms) and `early_closes_resumed` (of those, followed by speech
+    /// within --silence-ms); `calls_limited`: method calls refused for their
+    /// sender's rate. Every method is limited per sender (20 calls a second,
+    /// bursts of 40); over that it fails with
+    /// `org.freedesktop.DBus.Error.LimitsExceeded`.
     #[zbus(out_args("stats"))]
-    async fn get_stats(&self) -> zbus::fdo::Result<HashMap<String, OwnedVariant>> {
+    async fn get_stats(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> zbus::fdo::Result<HashMap<String, OwnedVariant>> {
+        self.admit(&header).await?;
         let s = crate::stats::lock(&self.stats).snapshot();
         let mut out = HashMap::new();
         let mut put = |k: &str, v: Variant<'_>| {
@@ -108,11 +159,17 @@ impl Sotto1 {
         put("dropped_error", s.dropped_error.into());
         put("frames_captured", s.frames_captured.into());
         put("frames_lost", s.frames_lost.into());
+        put("early_closes", s.early_closes.into());
+        put("early_closes_resumed", s.early_closes_resumed.into());
         put("latency_p50_ms", s.latency_p50_ms.into());
         put("latency_p95_ms", s.latency_p95_ms.into());
         put("latency_max_ms", s.latency_max_ms.into());
         put("decode_rtf", s.decode_rtf.into());
         put("uptime_s", s.uptime_s.into());
+        put(
+            "calls_limited",
+            self.calls_limited.load(Ordering::Relaxed).into(),
+        );
         Ok(out)
     }
 
@@ -201,6 +258,8 @@ impl Service {
             language,
             source,
             stats,
+            limiter: Mutex::default(),
+            calls_limited: AtomicU64::new(0),
         };
         let builder = match bus {
             BusKind::Session => connection::Builder::session(),

@@ -14,6 +14,15 @@ pub enum BusArg {
     System,
 }
 
+/// `--end-of-speech` (resolved to [`crate::endpoint::EndOfSpeech`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndOfSpeechArg {
+    /// Sooner after a finished sentence, later after a cut-off one.
+    Adaptive,
+    /// Always --silence-ms.
+    Fixed,
+}
+
 /// sottod — on-device speech-to-text daemon.
 ///
 /// Listens to a microphone, finds speech, transcribes it locally with
@@ -57,9 +66,15 @@ pub struct Cli {
     )]
     pub language: String,
 
-    /// Threads for decoding [default: the number of cores, from 1 to 4]
-    #[arg(long, env = "SOTTO_THREADS", value_name = "N")]
-    pub threads: Option<i64>,
+    /// Threads per decode: a number, or auto (the cores idle when each decode
+    /// starts, at least 1, at most the cores or 4)
+    #[arg(
+        long,
+        env = "SOTTO_THREADS",
+        value_name = "N|auto",
+        default_value = "auto"
+    )]
+    pub threads: String,
 
     /// A 16 ms frame whose voice probability (0..1) reaches this is speech
     #[arg(
@@ -87,6 +102,28 @@ pub struct Cli {
         default_value_t = 500
     )]
     pub silence_ms: i64,
+
+    /// How the end of an utterance is found: adaptive (closes after
+    /// --min-silence-ms when the words so far make a finished sentence, waits
+    /// up to --max-silence-ms when they are cut off, --silence-ms otherwise;
+    /// English only, other languages use fixed) or fixed (always --silence-ms)
+    #[arg(
+        long,
+        env = "SOTTO_END_OF_SPEECH",
+        value_enum,
+        default_value = "adaptive"
+    )]
+    pub end_of_speech: EndOfSpeechArg,
+
+    /// With --end-of-speech adaptive: the silence in milliseconds that ends a
+    /// finished sentence [default: 250, or --silence-ms if that is shorter]
+    #[arg(long, env = "SOTTO_MIN_SILENCE_MS", value_name = "MS")]
+    pub min_silence_ms: Option<i64>,
+
+    /// With --end-of-speech adaptive: the silence in milliseconds that ends a
+    /// cut-off one [default: 900, at most --max-latency-ms - 100, at least --silence-ms]
+    #[arg(long, env = "SOTTO_MAX_SILENCE_MS", value_name = "MS")]
+    pub max_silence_ms: Option<i64>,
 
     /// Milliseconds of audio before the speech onset given to the model
     #[arg(

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::device::DeviceSelector;
-use crate::cli::{BusArg, Cli};
+use crate::cli::{BusArg, Cli, EndOfSpeechArg};
 use crate::dsp::segmenter::SegmenterSettings;
+use crate::endpoint::EndOfSpeech;
+use crate::transcribe::ThreadPolicy;
 
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +40,7 @@ pub struct Config {
     pub input: Input,
     pub model: PathBuf,
     pub language: String,
-    pub threads: usize,
+    pub threads: ThreadPolicy,
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
     pub bus: BusKind,
@@ -52,6 +54,13 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// `--min-silence-ms` and `--max-silence-ms` when not given (bounded by
+/// `--silence-ms`, so raising or lowering that alone keeps the order).
+pub const DEFAULT_MIN_SILENCE_MS: u64 = 250;
+pub const DEFAULT_MAX_SILENCE_MS: u64 = 900;
+/// The default `--max-silence-ms` stays this far below `--max-latency-ms`.
+const MAX_SILENCE_HEADROOM_MS: u64 = 100;
 
 /// The file name of the default model.
 pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en.bin";
@@ -77,12 +86,11 @@ fn non_negative(flag: &str, value: i64, unit: &str) -> Result<u64, ConfigError> 
     Ok(value as u64)
 }
 
-/// Default thread count for decoding: measured on a 2-core machine, 2 threads
-/// decode fastest when nothing else runs; more than 4 never helped tiny/base.
+/// The most threads a decode gets by default (`--threads auto`'s ceiling):
+/// measured on a 2-core machine, 2 threads decode fastest when nothing else
+/// runs; more than 4 never helped tiny/base.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().clamp(1, 4))
-        .unwrap_or(2)
+    ThreadPolicy::auto().max()
 }
 
 /// Places the default model is looked for, in order: `./models/`, the project
@@ -130,14 +138,44 @@ impl Config {
                 "--max-utterance-ms ({max_utterance_ms}) plus --pre-roll-ms ({pre_roll_ms}) exceeds Whisper's {WHISPER_WINDOW_MS} ms window; lower one of them"
             )));
         }
-        let threads = match cli.threads {
-            None => default_threads(),
-            Some(n) if (1..=64).contains(&n) => n as usize,
-            Some(n) => {
+        let min_silence_ms = match cli.min_silence_ms {
+            Some(ms) => positive("--min-silence-ms", ms, "ms")?,
+            None => DEFAULT_MIN_SILENCE_MS.min(silence_ms),
+        };
+        let max_silence_ms = match cli.max_silence_ms {
+            Some(ms) => positive("--max-silence-ms", ms, "ms")?,
+            // Below the latency bound, which a cut-off sentence must still meet.
+            None => DEFAULT_MAX_SILENCE_MS
+                .min(max_latency_ms.saturating_sub(MAX_SILENCE_HEADROOM_MS))
+                .max(silence_ms),
+        };
+        let mut end_of_speech = match cli.end_of_speech {
+            EndOfSpeechArg::Adaptive => EndOfSpeech::Adaptive,
+            EndOfSpeechArg::Fixed => EndOfSpeech::Fixed,
+        };
+        if end_of_speech == EndOfSpeech::Adaptive {
+            if min_silence_ms > silence_ms || silence_ms > max_silence_ms {
                 return Err(ConfigError(format!(
-                    "--threads must be between 1 and 64, got {n}; leave it out for the default"
-                )))
+                    "--min-silence-ms ({min_silence_ms}), --silence-ms ({silence_ms}) and --max-silence-ms ({max_silence_ms}) must be in that order; change one, or use --end-of-speech fixed"
+                )));
             }
+            if max_latency_ms <= max_silence_ms {
+                return Err(ConfigError(format!(
+                    "--max-latency-ms ({max_latency_ms}) must be above --max-silence-ms ({max_silence_ms}): a cut-off sentence waits that long before it is decoded; raise --max-latency-ms or lower --max-silence-ms"
+                )));
+            }
+        }
+        let threads = match cli.threads.trim() {
+            "auto" => ThreadPolicy::auto(),
+            n => match n.parse::<i64>() {
+                Ok(n) if (1..=64).contains(&n) => ThreadPolicy::Fixed(n as usize),
+                _ => {
+                    return Err(ConfigError(format!(
+                        "--threads must be auto or a number from 1 to 64, got {:?}; leave it out for auto",
+                        cli.threads
+                    )))
+                }
+            },
         };
         let language = cli.language.trim().to_lowercase();
         if language.is_empty()
@@ -148,6 +186,10 @@ impl Config {
                 "--language must be a language code such as en or de, got {:?}",
                 cli.language
             )));
+        }
+        // The completeness rule has English word lists only.
+        if !crate::endpoint::has_word_lists(&language) {
+            end_of_speech = EndOfSpeech::Fixed;
         }
         let input = match &cli.input_file {
             Some(path) => {
@@ -190,6 +232,9 @@ impl Config {
                 pre_roll_ms,
                 silence_ms,
                 max_utterance_ms,
+                end_of_speech,
+                min_silence_ms,
+                max_silence_ms,
             },
             max_latency_ms,
             bus: match cli.bus {
@@ -199,5 +244,41 @@ impl Config {
             json: cli.json,
             verbosity,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn config(args: &[&str]) -> Config {
+        let cli = Cli::try_parse_from(std::iter::once("sottod").chain(args.iter().copied()))
+            .expect("flags parse");
+        Config::from_cli(&cli).expect("valid flags")
+    }
+
+    #[test]
+    fn the_adaptive_silences_follow_silence_ms_unless_given() {
+        let s = config(&[]).segmenter;
+        assert_eq!(
+            (s.min_silence_ms, s.silence_ms, s.max_silence_ms),
+            (250, 500, 900)
+        );
+        assert_eq!(s.end_of_speech, EndOfSpeech::Adaptive);
+        let s = config(&["--silence-ms", "2000"]).segmenter;
+        assert_eq!((s.min_silence_ms, s.max_silence_ms), (250, 2000));
+        let s = config(&["--silence-ms", "200"]).segmenter;
+        assert_eq!((s.min_silence_ms, s.max_silence_ms), (200, 900));
+        let s = config(&["--max-latency-ms", "800"]).segmenter;
+        assert_eq!(s.max_silence_ms, 700, "below the latency bound");
+        let s = config(&["--language", "de", "--model", "x.bin"]).segmenter;
+        assert_eq!(s.end_of_speech, EndOfSpeech::Fixed, "no German word lists");
+    }
+
+    #[test]
+    fn threads_are_auto_unless_given() {
+        assert_eq!(config(&[]).threads, ThreadPolicy::auto());
+        assert_eq!(config(&["--threads", "3"]).threads, ThreadPolicy::Fixed(3));
     }
 }

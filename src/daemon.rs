@@ -17,6 +17,7 @@ use crate::audio::{SourceControl, SourceHandle, SourceInput, STREAM_QUEUE};
 use crate::bus::Service;
 use crate::config::{Config, Input};
 use crate::dsp::Dsp;
+use crate::endpoint::EndHint;
 use crate::event::{DropReason, Event, EventSender, State, Transcript};
 use crate::notify::Notifier;
 use crate::pipeline::{now_ms, Speculation, StopDeadline, WorkerThread};
@@ -183,6 +184,7 @@ impl Pipeline {
         let (stream_tx, stream_rx) = crossbeam_channel::bounded(STREAM_QUEUE);
         let speculation = Speculation::default();
         let stop = StopDeadline::default();
+        let end_hint = EndHint::default();
         let whisper = Transcriber::spawn(
             decoder,
             TranscriberSetup {
@@ -192,6 +194,9 @@ impl Pipeline {
                 counters: counters.transcriber.clone(),
                 speculation: speculation.clone(),
                 stop: stop.clone(),
+                threads: config.threads,
+                end_hint: end_hint.clone(),
+                language: config.language.clone(),
             },
         );
         let dsp = Dsp {
@@ -199,6 +204,7 @@ impl Pipeline {
             streams: stream_rx,
             utterances: utterance_tx,
             speculation,
+            end_hint,
             events: events.clone(),
             counters: counters.dsp.clone(),
             wait_when_full: matches!(input, SourceInput::File { paced: false, .. }),
@@ -206,7 +212,7 @@ impl Pipeline {
         .spawn();
         let capture = counters.capture.clone();
         // Opening a device may block on the sound server.
-        let source = tokio::task::spawn_blocking(move || {
+        let source = on_a_thread("source-start", move || {
             SourceHandle::start(input, source_control, capture, stream_tx, events)
         })
         .await
@@ -349,6 +355,25 @@ fn device_label(input: &Input) -> String {
     }
 }
 
+/// Runs blocking work on a new thread spawned from the caller's, so what it
+/// spawns in turn (the source's threads) inherits the caller's priority, not
+/// that of a pooled thread a bus task may have started
+/// ([`crate::priority::BUS_NICE`]).
+async fn on_a_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .with_context(|| format!("cannot start the {name} thread"))?;
+    rx.await
+        .with_context(|| format!("the {name} thread ended early"))
+}
+
 /// Runs the daemon until the input ends or `shutdown` resolves. Errors are
 /// start-up errors (bad file, device, model); once running, problems become
 /// events.
@@ -372,11 +397,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (model, language, threads) = (
         config.model.clone(),
         config.language.clone(),
-        config.threads,
+        config.threads.max(),
     );
-    let decoder = tokio::task::spawn_blocking(move || Decoder::load(&model, &language, threads))
-        .await
-        .context("model loader")??;
+    let decoder = on_a_thread("model-load", move || {
+        Decoder::load(&model, &language, threads)
+    })
+    .await
+    .context("model loader")??;
     log::info!(
         "model {} loaded from {}",
         decoder.model_name(),

@@ -3,6 +3,7 @@
 //! is the one JSON form: `sottod --json` prints it, and `sotto listen --json`
 //! decodes each signal back into an [`Event`] and prints the same.
 
+use crate::endpoint::EndRule;
 use serde_json::json;
 
 /// Why an utterance produced no transcript. The strings are part of the D-Bus
@@ -162,6 +163,10 @@ pub struct Timing {
     pub ready_ms: u64,
     /// The decode started during the silence, before the close.
     pub speculative: bool,
+    /// Threads the decode ran on (`--threads`, or the automatic choice).
+    pub threads: usize,
+    /// Which rule closed the utterance (`silence_ms` says after how much).
+    pub end_rule: EndRule,
 }
 
 impl Timing {
@@ -189,6 +194,8 @@ impl Timing {
             "decode_ms": decode,
             "publish_ms": publish,
             "speculative": self.speculative,
+            "threads": self.threads,
+            "end_rule": self.end_rule.as_str(),
         })
     }
 }
@@ -306,6 +313,8 @@ mod tests {
             decode_ended_ms: 1_450,
             ready_ms: 1_501,
             speculative: true,
+            threads: 2,
+            end_rule: EndRule::Complete,
         };
         let mut t = Transcript {
             id: 1,
@@ -324,6 +333,8 @@ mod tests {
         );
         assert_eq!(daemon["timing"]["queue_ms"], 1);
         assert_eq!(daemon["timing"]["publish_ms"], 1);
+        assert_eq!(daemon["timing"]["threads"], 2);
+        assert_eq!(daemon["timing"]["end_rule"], "complete");
         t.timing = None;
         let client = Event::Transcript(t).to_json(502).unwrap();
         let mut stripped = daemon.clone();
@@ -342,6 +353,8 @@ mod tests {
             decode_ended_ms: 1_800,
             ready_ms: 1_810,
             speculative: false,
+            threads: 1,
+            end_rule: EndRule::Silence,
         };
         let b = timing.breakdown(1_000, 830);
         let part = |k: &str| b[k].as_u64().unwrap();

@@ -35,6 +35,18 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the event loop")),
     };
+    // The bus is served on the runtime's worker; this future (the event loop,
+    // and every pipeline thread it spawns) stays on the main thread at the
+    // process's priority.
+    runtime.block_on(async {
+        match tokio::spawn(async { sotto::priority::lower_this_thread(sotto::priority::BUS_NICE) })
+            .await
+        {
+            Ok(Ok(nice)) => log::debug!("bus thread at nice {nice}"),
+            Ok(Err(e)) => log::warn!("bus thread keeps its priority: {e}"),
+            Err(e) => log::warn!("bus thread keeps its priority: {e}"),
+        }
+    });
     match runtime.block_on(sotto::daemon::run(config, sotto::daemon::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

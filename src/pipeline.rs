@@ -2,14 +2,16 @@
 //! whisper thread, the two signals that cross stages outside a channel, the
 //! rate Whisper works at and the capture clock.
 //!
-//! *Architecture invariant:* this module depends on nothing else in the crate;
-//! every stage imports it, and no stage imports another stage's internals to
-//! talk to it.
+//! *Architecture invariant:* this module depends on nothing else in the crate
+//! but [`crate::endpoint`] (itself a leaf); every stage imports it, and no
+//! stage imports another stage's internals to talk to it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use crate::endpoint::EndRule;
 
 /// Whisper works on 16 kHz mono audio: every stage after the resampler uses it.
 pub const WHISPER_RATE: u32 = 16_000;
@@ -37,6 +39,8 @@ pub struct Utterance {
     pub start_ms: u64,
     /// Capture clock (Unix epoch ms) of the end of the last voiced frame.
     pub end_ms: u64,
+    /// What closed it (for a tentative utterance: [`EndRule::Silence`]).
+    pub end_rule: EndRule,
 }
 
 /// Work for the whisper thread, from the dsp thread.

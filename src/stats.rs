@@ -41,6 +41,9 @@ pub struct Stats {
     pub dropped_shutdown: u64,
     pub dropped_error: u64,
     latencies: VecDeque<u64>,
+    /// p50, p95 and max of `latencies`, recomputed when one is added, so
+    /// `GetStats` copies numbers and never sorts.
+    percentiles: [u64; 3],
 }
 
 /// A point-in-time copy of the statistics, in plain numbers.
@@ -55,6 +58,8 @@ pub struct Snapshot {
     pub dropped_error: u64,
     pub frames_captured: u64,
     pub frames_lost: u64,
+    pub early_closes: u64,
+    pub early_closes_resumed: u64,
     pub latency_p50_ms: u64,
     pub latency_p95_ms: u64,
     pub latency_max_ms: u64,
@@ -75,6 +80,7 @@ impl Stats {
             dropped_shutdown: 0,
             dropped_error: 0,
             latencies: VecDeque::with_capacity(LATENCY_WINDOW),
+            percentiles: [0; 3],
         }
     }
 
@@ -84,6 +90,13 @@ impl Stats {
             self.latencies.pop_front();
         }
         self.latencies.push_back(latency_ms);
+        let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
+        sorted.sort_unstable();
+        let pct = |p: f64| -> u64 {
+            let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            sorted[rank - 1]
+        };
+        self.percentiles = [pct(0.50), pct(0.95), sorted[sorted.len() - 1]];
     }
 
     pub fn record_drop(&mut self, reason: DropReason) {
@@ -96,16 +109,10 @@ impl Stats {
         }
     }
 
+    /// Copies the numbers (the percentiles were computed when the last
+    /// latency came in); cheap enough for every `GetStats`.
     pub fn snapshot(&self) -> Snapshot {
-        let mut sorted: Vec<u64> = self.latencies.iter().copied().collect();
-        sorted.sort_unstable();
-        let pct = |p: f64| -> u64 {
-            if sorted.is_empty() {
-                return 0;
-            }
-            let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            sorted[rank - 1]
-        };
+        let [p50, p95, max] = self.percentiles;
         let t = &self.shared.transcriber;
         let audio_ms = t.audio_ms.load(Ordering::Relaxed);
         Snapshot {
@@ -117,10 +124,12 @@ impl Stats {
             dropped_shutdown: self.dropped_shutdown,
             dropped_error: self.dropped_error,
             frames_captured: self.shared.capture.frames_captured.load(Ordering::Relaxed),
+            early_closes: self.shared.dsp.early_closes.load(Ordering::Relaxed),
+            early_closes_resumed: self.shared.dsp.early_closes_resumed.load(Ordering::Relaxed),
             frames_lost: self.shared.capture.frames_lost.load(Ordering::Relaxed),
-            latency_p50_ms: pct(0.50),
-            latency_p95_ms: pct(0.95),
-            latency_max_ms: sorted.last().copied().unwrap_or(0),
+            latency_p50_ms: p50,
+            latency_p95_ms: p95,
+            latency_max_ms: max,
             decode_rtf: if audio_ms == 0 {
                 0.0
             } else {
@@ -128,5 +137,35 @@ impl Stats {
             },
             uptime_s: self.started.elapsed().as_secs(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_follow_the_recorded_latencies() {
+        let mut s = Stats::new(SharedCounters::default());
+        assert_eq!(s.snapshot().latency_p50_ms, 0, "none yet");
+        for ms in [400, 100, 300, 200, 1_000] {
+            s.record_transcript(ms);
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.transcripts, 5);
+        assert_eq!(
+            (
+                snap.latency_p50_ms,
+                snap.latency_p95_ms,
+                snap.latency_max_ms
+            ),
+            (300, 1_000, 1_000)
+        );
+        // The window keeps the most recent LATENCY_WINDOW.
+        for _ in 0..LATENCY_WINDOW {
+            s.record_transcript(50);
+        }
+        let snap = s.snapshot();
+        assert_eq!((snap.latency_p50_ms, snap.latency_max_ms), (50, 50));
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::audio::CaptureStream;
+use crate::endpoint::{EndHint, EndRule};
 use crate::event::{send_blocking, DropReason, Event, EventSender};
 use crate::pipeline::{now_ms, Job, Speculation, WorkerThread, WHISPER_RATE};
 use resample::Resampler;
@@ -35,6 +36,10 @@ const READ_BLOCK: usize = 4096;
 pub struct DspCounters {
     /// Utterances opened.
     pub utterances: AtomicU64,
+    /// Utterances the adaptive rule closed before `--silence-ms`.
+    pub early_closes: AtomicU64,
+    /// Of those, how many were followed by speech within `--silence-ms`.
+    pub early_closes_resumed: AtomicU64,
 }
 
 /// The dsp thread's inputs and outputs.
@@ -49,6 +54,8 @@ pub struct Dsp {
     /// Names the utterance whose tentative audio is current; the transcriber
     /// holds a clone and stops a speculative decode that is no longer current.
     pub speculation: Speculation,
+    /// The whisper thread's verdicts on tentative utterances.
+    pub end_hint: EndHint,
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
@@ -71,7 +78,7 @@ impl Dsp {
     }
 
     fn run(self) {
-        let mut frontend = Frontend::new(self.settings);
+        let mut frontend = Frontend::with_hint(self.settings, self.end_hint.clone());
         let mut block = vec![0.0f32; READ_BLOCK];
         while let Ok(stream) = self.streams.recv() {
             let CaptureStream {
@@ -121,7 +128,16 @@ impl Dsp {
                 let _ = self.utterances.try_send(Job::Speculate(utterance));
             }
             Segment::Resumed { id } => self.speculation.withdraw(id),
+            Segment::EarlyCloseResumed { id } => {
+                log::info!("utterance {id}: closed early, and speech resumed within --silence-ms");
+                self.counters
+                    .early_closes_resumed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             Segment::Ended(utterance) => {
+                if utterance.end_rule == EndRule::Complete {
+                    self.counters.early_closes.fetch_add(1, Ordering::Relaxed);
+                }
                 let (id, end_ms) = (utterance.id, utterance.end_ms);
                 let job = Job::Final {
                     utterance,
@@ -181,12 +197,18 @@ impl FrameScorer {
 
 impl Frontend {
     pub fn new(settings: SegmenterSettings) -> Self {
+        Self::with_hint(settings, EndHint::default())
+    }
+
+    /// A frontend whose segmenter reads the whisper thread's verdicts from
+    /// `hint` (the adaptive end of speech).
+    pub fn with_hint(settings: SegmenterSettings, hint: EndHint) -> Self {
         Self {
             resampler: Resampler::new(WHISPER_RATE),
             framer: Framer::default(),
             scorer: FrameScorer {
                 vad: Vad::new(),
-                segmenter: Segmenter::new(settings),
+                segmenter: Segmenter::new(settings).with_hint(hint),
             },
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::vad::{FRAME_MS, FRAME_SAMPLES};
+use crate::endpoint::{Completeness, EndHint, EndOfSpeech, EndRule};
 pub use crate::pipeline::Utterance;
 
 /// Segmenter settings, in milliseconds as the CLI gives them.
@@ -18,6 +19,12 @@ pub struct SegmenterSettings {
     pub pre_roll_ms: u64,
     /// Non-speech that closes an utterance.
     pub silence_ms: u64,
+    /// Whether the speculative decode's verdict changes the silence.
+    pub end_of_speech: EndOfSpeech,
+    /// With [`EndOfSpeech::Adaptive`]: the silence after a complete sentence…
+    pub min_silence_ms: u64,
+    /// …and after a clearly unfinished one.
+    pub max_silence_ms: u64,
     /// Longest utterance, from its first voiced frame; longer speech is cut.
     pub max_utterance_ms: u64,
 }
@@ -57,6 +64,11 @@ pub enum Segment {
         id: u64,
     },
     Ended(Utterance),
+    /// Speech began again within `--silence-ms` of an utterance the adaptive
+    /// rule closed early: the fixed rule would have kept it open.
+    EarlyCloseResumed {
+        id: u64,
+    },
 }
 
 struct Onset {
@@ -73,6 +85,16 @@ struct Open {
     audio_start_frame: u64,
     silence_run: u32,
     samples: Vec<f32>,
+    /// Samples in the last tentative utterance handed out.
+    tentative_samples: Option<usize>,
+}
+
+/// The frames of silence (counted from the VAD's release) each rule needs.
+#[derive(Debug, Clone, Copy)]
+struct CloseAfter {
+    silence: u32,
+    complete: u32,
+    unfinished: u32,
 }
 
 /// The utterance segmenter. Ids start at 1 and increase by one for the daemon's
@@ -83,8 +105,14 @@ pub struct Segmenter {
     pre_roll_frames: u64,
     /// Unvoiced frames after the last voiced one that close an utterance: the
     /// silence is counted from the end of speech, which the VAD reports
-    /// [`RELEASE_LAG_FRAMES`] late.
-    close_after_frames: u32,
+    /// [`RELEASE_LAG_FRAMES`] late. Per rule.
+    close_after: CloseAfter,
+    adaptive: bool,
+    /// The whisper thread's verdicts on tentative utterances.
+    hint: EndHint,
+    /// After an early close: (its id, the frame before which new speech means
+    /// the fixed rule would not have closed it).
+    early: Option<(u64, u64)>,
     max_frames: u64,
     post_roll_frames: u64,
     /// Capture clock of frame 0 of the current stream.
@@ -114,14 +142,24 @@ impl Segmenter {
             + u64::from(min_speech_frames)
             + u64::from(ONSET_GAP_FRAMES)
             + HISTORY_SLACK_FRAMES) as usize;
+        let close_after = |ms: u64| {
+            frames(ms)
+                .saturating_sub(RELEASE_LAG_FRAMES)
+                .max(post_roll_frames)
+                .max(1) as u32
+        };
         Self {
             threshold: settings.vad_threshold,
             min_speech_frames,
             pre_roll_frames,
-            close_after_frames: frames(settings.silence_ms)
-                .saturating_sub(RELEASE_LAG_FRAMES)
-                .max(post_roll_frames)
-                .max(1) as u32,
+            close_after: CloseAfter {
+                silence: close_after(settings.silence_ms),
+                complete: close_after(settings.min_silence_ms.min(settings.silence_ms)),
+                unfinished: close_after(settings.max_silence_ms.max(settings.silence_ms)),
+            },
+            adaptive: settings.end_of_speech == EndOfSpeech::Adaptive,
+            hint: EndHint::default(),
+            early: None,
             max_frames: frames(settings.max_utterance_ms).max(1),
             post_roll_frames,
             origin_ms: 0,
@@ -132,6 +170,25 @@ impl Segmenter {
             open: None,
             continuation: false,
             next_id: 1,
+        }
+    }
+
+    /// Takes the whisper thread's verdicts from `hint` (adaptive end of speech).
+    pub fn with_hint(mut self, hint: EndHint) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// The silence `open` needs before it closes, and the rule that says so.
+    fn close_rule(&self, open: &Open) -> (u32, EndRule) {
+        let verdict = match open.tentative_samples {
+            Some(samples) if self.adaptive => self.hint.verdict(open.id, samples),
+            _ => None,
+        };
+        match verdict {
+            Some(Completeness::Complete) => (self.close_after.complete, EndRule::Complete),
+            Some(Completeness::Unfinished) => (self.close_after.unfinished, EndRule::Unfinished),
+            _ => (self.close_after.silence, EndRule::Silence),
         }
     }
 
@@ -201,29 +258,39 @@ impl Segmenter {
         if voiced {
             if u64::from(open.silence_run) >= self.post_roll_frames {
                 out(Segment::Resumed { id: open.id });
+                open.tentative_samples = None;
             }
             open.last_voiced = index;
             open.silence_run = 0;
         } else {
             open.silence_run += 1;
         }
-        if open.silence_run >= self.close_after_frames {
-            self.close(None, out);
+        let open = self.open.as_ref().expect("open");
+        let (close_after, rule) = self.close_rule(open);
+        let open = self.open.as_mut().expect("open");
+        if open.silence_run >= close_after {
+            if rule == EndRule::Complete && close_after < self.close_after.silence {
+                let fixed_until = open.last_voiced + 1 + u64::from(self.close_after.silence);
+                self.early = Some((open.id, fixed_until));
+            }
+            self.close(None, rule, out);
         } else if self.origin_ms + (index + 1) * FRAME_MS - open.start_ms
             >= self.max_frames * FRAME_MS
         {
-            self.close(Some(index + 1), out);
+            self.close(Some(index + 1), EndRule::Cut, out);
             self.continuation = voiced;
         } else if !voiced && u64::from(open.silence_run) == self.post_roll_frames {
             // The tail is complete: from here until the close, the samples the
             // utterance will end with are exactly these.
             let (id, start_ms, last_voiced) = (open.id, open.start_ms, open.last_voiced);
             let samples = open.samples.clone();
+            open.tentative_samples = Some(samples.len());
             out(Segment::Tentative(Utterance {
                 id,
                 samples,
                 start_ms,
                 end_ms: self.speech_end_ms(start_ms, last_voiced),
+                end_rule: EndRule::Silence,
             }));
         }
     }
@@ -265,6 +332,11 @@ impl Segmenter {
         };
         let start_ms = self.time_ms(onset.first_voiced.saturating_sub(lag));
         self.continuation = false;
+        if let Some((early_id, fixed_until)) = self.early.take() {
+            if onset.first_voiced < fixed_until {
+                out(Segment::EarlyCloseResumed { id: early_id });
+            }
+        }
         out(Segment::Started { id, start_ms });
         self.open = Some(Open {
             id,
@@ -273,12 +345,13 @@ impl Segmenter {
             audio_start_frame,
             silence_run: 0,
             samples,
+            tentative_samples: None,
         });
     }
 
     /// Closes the open utterance: at `cut_frame` (a hard cut at max length), or
-    /// after its last voiced frame.
-    fn close(&mut self, cut_frame: Option<u64>, out: &mut impl FnMut(Segment)) {
+    /// after its last voiced frame, by `rule`.
+    fn close(&mut self, cut_frame: Option<u64>, rule: EndRule, out: &mut impl FnMut(Segment)) {
         let Some(mut open) = self.open.take() else {
             return;
         };
@@ -293,13 +366,15 @@ impl Segmenter {
             samples: open.samples,
             start_ms: open.start_ms,
             end_ms,
+            end_rule: rule,
         }));
     }
 
     /// End of the stream: closes an open utterance and forgets the audio, so the
     /// next stream starts from nothing. Ids keep counting.
     pub fn finish(&mut self, out: &mut impl FnMut(Segment)) {
-        self.close(None, out);
+        self.close(None, EndRule::Cut, out);
+        self.early = None;
         self.history.clear();
         self.onset = None;
         self.continuation = false;
@@ -316,6 +391,9 @@ mod tests {
         pre_roll_ms: 160,        // 10 frames
         silence_ms: 480,         // 30 frames
         max_utterance_ms: 3_200, // 200 frames
+        end_of_speech: EndOfSpeech::Fixed,
+        min_silence_ms: 240, // 15 frames
+        max_silence_ms: 800, // 50 frames
     };
 
     /// Runs scores through a segmenter; each frame's samples carry its index so
@@ -463,6 +541,7 @@ mod tests {
                 Segment::Tentative(_) => "tentative",
                 Segment::Resumed { .. } => "resumed",
                 Segment::Ended(_) => "ended",
+                Segment::EarlyCloseResumed { .. } => "early-close-resumed",
             })
             .collect();
         assert_eq!(
@@ -556,5 +635,142 @@ mod tests {
         seg.begin_stream(0);
         let out = closing(run(&mut seg, &scores(&[(0.9, 10), (0.0, 40)]), 0));
         assert_eq!(out[0], Segment::Started { id: 2, start_ms: 0 });
+    }
+
+    /// Adaptive settings: close after 15 frames of silence when complete
+    /// (240 ms), 30 frames usually (480 ms), 50 when unfinished (800 ms).
+    fn adaptive() -> (Segmenter, EndHint) {
+        let hint = EndHint::default();
+        let settings = SegmenterSettings {
+            end_of_speech: EndOfSpeech::Adaptive,
+            ..SETTINGS
+        };
+        (Segmenter::new(settings).with_hint(hint.clone()), hint)
+    }
+
+    /// Feeds speech then silence frame by frame; when the tentative utterance
+    /// comes out, the "whisper thread" answers with `verdict` (if any). Returns
+    /// the frames of silence fed when the utterance ended, and the events.
+    fn close_after(
+        seg: &mut Segmenter,
+        hint: &EndHint,
+        verdict: Option<Completeness>,
+    ) -> (usize, Vec<Segment>) {
+        let mut out = Vec::new();
+        let speech = scores(&[(0.0, 10), (0.9, 20)]);
+        for (i, score) in speech.iter().enumerate() {
+            seg.push(&[i as f32; FRAME_SAMPLES], *score, &mut |s| out.push(s));
+        }
+        for silent in 1..=100 {
+            let mut ended = false;
+            seg.push(&[0.0; FRAME_SAMPLES], 0.0, &mut |s| {
+                if let (Segment::Tentative(t), Some(v)) = (&s, verdict) {
+                    hint.post(t.id, t.samples.len(), v);
+                }
+                ended |= matches!(s, Segment::Ended(_));
+                out.push(s);
+            });
+            if ended {
+                return (silent, out);
+            }
+        }
+        panic!("never closed: {out:?}");
+    }
+
+    fn rule_of(out: &[Segment]) -> EndRule {
+        match out.last() {
+            Some(Segment::Ended(u)) => u.end_rule,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn adaptive_closes_sooner_when_complete_and_later_when_unfinished() {
+        let (mut seg, hint) = adaptive();
+        let (silence, out) = close_after(&mut seg, &hint, Some(Completeness::Complete));
+        // The VAD releases 4 frames late: 15 - 4 frames after the last
+        // voiced one, but never before the 10-frame tail is complete.
+        assert_eq!(silence, 11, "{out:?}");
+        assert_eq!(rule_of(&out), EndRule::Complete);
+        let (silence, out) = close_after(&mut seg, &hint, Some(Completeness::Unfinished));
+        assert_eq!(silence, 46);
+        assert_eq!(rule_of(&out), EndRule::Unfinished);
+        let (silence, out) = close_after(&mut seg, &hint, Some(Completeness::Unsure));
+        assert_eq!(silence, 26);
+        assert_eq!(rule_of(&out), EndRule::Silence);
+        let (silence, out) = close_after(&mut seg, &hint, None);
+        assert_eq!(silence, 26, "no verdict yet: the usual silence");
+        assert_eq!(rule_of(&out), EndRule::Silence);
+    }
+
+    #[test]
+    fn fixed_ignores_the_verdict() {
+        let hint = EndHint::default();
+        let mut seg = Segmenter::new(SETTINGS).with_hint(hint.clone());
+        for verdict in [Completeness::Complete, Completeness::Unfinished] {
+            let (silence, out) = close_after(&mut seg, &hint, Some(verdict));
+            assert_eq!(silence, 26);
+            assert_eq!(rule_of(&out), EndRule::Silence);
+        }
+    }
+
+    #[test]
+    fn a_verdict_on_audio_that_grew_since_does_not_apply() {
+        let (mut seg, hint) = adaptive();
+        let mut out = Vec::new();
+        // Speech, a tentative utterance, and speech again before any verdict.
+        let first = scores(&[(0.0, 10), (0.9, 20), (0.0, 12), (0.9, 5)]);
+        for score in &first {
+            seg.push(&[0.0; FRAME_SAMPLES], *score, &mut |s| out.push(s));
+        }
+        let Some(Segment::Tentative(stale)) =
+            out.iter().find(|s| matches!(s, Segment::Tentative(_)))
+        else {
+            panic!("{out:?}")
+        };
+        assert!(out.iter().any(|s| matches!(s, Segment::Resumed { .. })));
+        // The verdict on the shorter audio arrives late: it must not close
+        // the grown utterance early.
+        hint.post(stale.id, stale.samples.len(), Completeness::Complete);
+        let mut silent = 0;
+        let mut ended = None;
+        while ended.is_none() {
+            silent += 1;
+            seg.push(&[0.0; FRAME_SAMPLES], 0.0, &mut |s| {
+                if let Segment::Ended(u) = s {
+                    ended = Some(u);
+                }
+            });
+        }
+        assert_eq!(silent, 26);
+        assert_eq!(ended.unwrap().end_rule, EndRule::Silence);
+    }
+
+    #[test]
+    fn speech_soon_after_an_early_close_is_reported() {
+        let (mut seg, hint) = adaptive();
+        let (_, _) = close_after(&mut seg, &hint, Some(Completeness::Complete));
+        // 12 frames after the close, within the 26 the fixed rule needed.
+        let mut out = Vec::new();
+        for score in scores(&[(0.0, 5), (0.9, 10)]) {
+            seg.push(&[0.0; FRAME_SAMPLES], score, &mut |s| out.push(s));
+        }
+        assert!(
+            out.iter()
+                .any(|s| matches!(s, Segment::EarlyCloseResumed { id: 1 })),
+            "{out:?}"
+        );
+        // After a long pause, nothing is reported.
+        let (mut seg, hint) = adaptive();
+        close_after(&mut seg, &hint, Some(Completeness::Complete));
+        let mut out = Vec::new();
+        for score in scores(&[(0.0, 40), (0.9, 10)]) {
+            seg.push(&[0.0; FRAME_SAMPLES], score, &mut |s| out.push(s));
+        }
+        assert!(
+            !out.iter()
+                .any(|s| matches!(s, Segment::EarlyCloseResumed { .. })),
+            "{out:?}"
+        );
     }
 }

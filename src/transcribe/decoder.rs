@@ -59,6 +59,8 @@ pub struct DecodeOptions<'a> {
     /// Abort as soon as this returns false (a speculative decode whose speech
     /// resumed, a daemon shutting down). Called between whisper.cpp's steps.
     pub keep_going: Option<&'a (dyn Fn() -> bool + Sync)>,
+    /// Threads for this decode; `None`: the count the decoder was loaded with.
+    pub threads: Option<usize>,
 }
 
 impl DecodeOptions<'_> {
@@ -68,6 +70,7 @@ impl DecodeOptions<'_> {
             audio_ctx,
             deadline_ms: None,
             keep_going: None,
+            threads: None,
         }
     }
 
@@ -98,6 +101,7 @@ unsafe extern "C" fn abort_check(user_data: *mut c_void) -> bool {
 
 impl Decoder {
     /// Checks the file (so whisper.cpp never sees a bad one), then loads it.
+    /// `threads` is the default for decodes whose options name none.
     pub fn load(path: &Path, language: &str, threads: usize) -> Result<Self, ModelError> {
         let info = check_model(path)?;
         check_language(path, &info.hparams, language)?;
@@ -139,7 +143,7 @@ impl Decoder {
     ) -> Result<Decoded, DecodeError> {
         let seconds = samples.len() as f64 / f64::from(WHISPER_RATE);
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.threads as i32);
+        params.set_n_threads(options.threads.unwrap_or(self.threads) as i32);
         params.set_language(Some(&self.language));
         params.set_translate(false);
         params.set_no_context(true);

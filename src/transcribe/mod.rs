@@ -4,10 +4,12 @@
 
 pub mod decoder;
 pub mod judge;
+pub mod threads;
 pub mod worker;
 
 pub use decoder::{
     audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
 pub use judge::{judge, Decoded, Heard};
+pub use threads::ThreadPolicy;
 pub use worker::{Engine, Transcriber, TranscriberCounters, TranscriberSetup};

@@ -12,6 +12,8 @@ use crossbeam_channel::Receiver;
 
 use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
 use super::judge::{judge, Heard};
+use super::threads::{runnable_others, ThreadPolicy};
+use crate::endpoint::{completeness, Completeness, EndHint};
 use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
 use crate::pipeline::{
     now_ms, samples_to_ms, Job, Speculation, StopDeadline, Utterance, WorkerThread, WHISPER_RATE,
@@ -60,6 +62,12 @@ pub struct TranscriberSetup {
     pub speculation: Speculation,
     /// Set by the event loop when the daemon stops.
     pub stop: StopDeadline,
+    /// Threads per decode.
+    pub threads: ThreadPolicy,
+    /// Where the verdict on each speculative decode goes (the segmenter reads it).
+    pub end_hint: EndHint,
+    /// The spoken language, for the completeness rule.
+    pub language: String,
 }
 
 /// Handle to the whisper thread. The thread ends when the job channel closes
@@ -109,6 +117,7 @@ struct Kept {
     heard: Heard,
     started_ms: u64,
     ended_ms: u64,
+    threads: usize,
 }
 
 /// How an utterance's decode went.
@@ -116,6 +125,7 @@ struct Outcome {
     result: Result<Heard, DecodeError>,
     started_ms: u64,
     ended_ms: u64,
+    threads: usize,
 }
 
 /// The whisper thread's state.
@@ -173,6 +183,18 @@ impl<E: Engine> Worker<E> {
         let current = move || speculation.is_current(id) && !stop.passed();
         let deadline = self.deadline(&utterance);
         let outcome = self.decode(&utterance, deadline, &current);
+        if let Ok(heard) = &outcome.result {
+            let verdict = match heard {
+                Heard::Text { text, confidence } => {
+                    completeness(text, *confidence, &self.setup.language)
+                }
+                Heard::NoSpeech { .. } => Completeness::Unsure,
+            };
+            log::debug!("utterance {id}: speculative decode judged {verdict:?}");
+            self.setup
+                .end_hint
+                .post(id, utterance.samples.len(), verdict);
+        }
         self.kept = match outcome.result {
             Ok(heard) => Some(Kept {
                 id,
@@ -180,6 +202,7 @@ impl<E: Engine> Worker<E> {
                 heard,
                 started_ms: outcome.started_ms,
                 ended_ms: outcome.ended_ms,
+                threads: outcome.threads,
             }),
             Err(_) => {
                 log::debug!("utterance {id}: speculative decode stopped");
@@ -200,6 +223,10 @@ impl<E: Engine> Worker<E> {
         keep_going: &(dyn Fn() -> bool + Sync),
     ) -> Outcome {
         let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
+        let threads = match self.setup.threads {
+            ThreadPolicy::Fixed(n) => n,
+            auto => auto.choose(runnable_others()),
+        };
         let started_ms = now_ms();
         let started = Instant::now();
         let result = self.engine.hear(
@@ -208,6 +235,7 @@ impl<E: Engine> Worker<E> {
                 audio_ctx,
                 deadline_ms: Some(deadline),
                 keep_going: Some(keep_going),
+                threads: Some(threads),
             },
         );
         let decode_ms = started.elapsed().as_millis() as u64;
@@ -223,6 +251,7 @@ impl<E: Engine> Worker<E> {
             result,
             started_ms,
             ended_ms: started_ms + decode_ms,
+            threads,
         }
     }
 
@@ -246,6 +275,7 @@ impl<E: Engine> Worker<E> {
                     result: Ok(s.heard),
                     started_ms: s.started_ms,
                     ended_ms: s.ended_ms,
+                    threads: s.threads,
                 };
                 (outcome, true)
             }
@@ -271,8 +301,9 @@ impl<E: Engine> Worker<E> {
         let event = match outcome.result {
             Ok(Heard::Text { text, confidence }) => {
                 log::info!(
-                    "utterance {id}: {} chars in {decode_ms} ms{}",
+                    "utterance {id}: {} chars in {decode_ms} ms on {} thread(s){}",
                     text.len(),
+                    outcome.threads,
                     if speculative {
                         ", decoded during the silence"
                     } else {
@@ -292,6 +323,8 @@ impl<E: Engine> Worker<E> {
                         decode_ended_ms: outcome.ended_ms,
                         ready_ms: now_ms(),
                         speculative,
+                        threads: outcome.threads,
+                        end_rule: utterance.end_rule,
                     }),
                 })
             }
@@ -324,6 +357,7 @@ impl<E: Engine> Worker<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::EndRule;
     use std::collections::VecDeque;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
@@ -415,6 +449,9 @@ mod tests {
             counters: Arc::default(),
             speculation: speculation.clone(),
             stop: stop.clone(),
+            threads: ThreadPolicy::Fixed(1),
+            end_hint: EndHint::default(),
+            language: "en".into(),
         };
         Rig {
             worker: Worker::new(fake, setup, ms_per_ctx_frame),
@@ -434,6 +471,7 @@ mod tests {
             samples: vec![0.0; WHISPER_RATE as usize],
             start_ms: end_ms - 1_000,
             end_ms,
+            end_rule: EndRule::Silence,
         }
     }
 

@@ -136,6 +136,9 @@ fn help_documents_every_flag_with_its_unit() {
         "--vad-threshold",
         "--min-speech-ms",
         "--silence-ms",
+        "--end-of-speech",
+        "--min-silence-ms",
+        "--max-silence-ms",
         "--pre-roll-ms",
         "--max-utterance-ms",
         "--max-latency-ms",
@@ -211,4 +214,38 @@ fn wavs_at_the_edges_of_the_accepted_range_play() {
             run.stderr
         );
     }
+}
+
+#[test]
+fn threads_that_are_neither_auto_nor_a_count() {
+    for bad in ["0", "many", "65"] {
+        fails(
+            &["--threads", bad],
+            "--threads must be auto or a number from 1 to 64",
+        );
+    }
+}
+
+#[test]
+fn adaptive_silences_out_of_order() {
+    fails(
+        &["--min-silence-ms", "600"],
+        "--min-silence-ms (600), --silence-ms (500) and --max-silence-ms (900) must be in that order",
+    );
+    fails(
+        &["--max-silence-ms", "400"],
+        "--min-silence-ms (250), --silence-ms (500) and --max-silence-ms (400) must be in that order",
+    );
+    fails(
+        &["--min-silence-ms", "0"],
+        "--min-silence-ms must be greater than 0",
+    );
+    fails(
+        &["--max-latency-ms", "800", "--max-silence-ms", "900"],
+        "--max-latency-ms (800) must be above --max-silence-ms (900)",
+    );
+    fails(
+        &["--end-of-speech", "soon"],
+        "invalid value 'soon' for '--end-of-speech",
+    );
 }

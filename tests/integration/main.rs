@@ -3,9 +3,11 @@
 
 mod bad_input;
 mod dbus;
+mod endpoint;
 mod engine;
 mod files;
 mod live_mic;
+mod load;
 mod models;
 mod privacy;
 mod resilience;

@@ -287,38 +287,16 @@ fn pause_releases_the_microphone_and_resume_takes_it_back() {
 }
 
 /// Two processes that each keep a core busy until dropped.
-struct BusyCores(Vec<std::process::Child>);
-
-impl BusyCores {
-    fn start(n: usize) -> Self {
-        BusyCores(
-            (0..n)
-                .map(|_| {
-                    std::process::Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .unwrap()
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for BusyCores {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
-fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
+/// Two CPU-bound processes beside sottod on a virtual microphone: no spoken
+/// command is lost at the default --max-latency-ms, and each decode under the
+/// load runs on one thread (the automatic choice). How fast is the bench's
+/// `load` step.
+fn under_load_no_command_is_lost_and_decodes_take_one_thread() {
     model_path();
     let mic = VirtualMic::start();
     let dir = scratch();
-    let bound = 1500;
+    let bound = 5000;
     let sentences = [
         "switch off the radio",
         "set a timer for ten minutes",
@@ -332,13 +310,7 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
         .collect();
     let first = sentence_wav(dir.path(), "first.wav", SENTENCE);
     let mut cmd = mic.sottod();
-    cmd.args([
-        "--json",
-        "--device",
-        "vmic.monitor",
-        "--max-latency-ms",
-        &bound.to_string(),
-    ]);
+    cmd.args(["--json", "--device", "vmic.monitor"]);
     let mut daemon = LiveDaemon::spawn(cmd);
     mic.bus.wait_for_name();
     mic.bus.wait_for_state("listening", Duration::from_secs(30));
@@ -347,7 +319,7 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
     let baseline = say_and_hear(&mic, &mut daemon, &first)["latency_ms"]
         .as_u64()
         .unwrap();
-    let load = BusyCores::start(2);
+    let load = BusyProcesses::start(2);
     let mut finals = Vec::new();
     for wav in &wavs {
         let (_, mut player) = mic.play(wav);
@@ -357,7 +329,7 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
             Duration::from_secs(20),
         ));
     }
-    drop(load);
+    load.stop();
     let after = say_and_hear(&mic, &mut daemon, &first)["latency_ms"]
         .as_u64()
         .unwrap();
@@ -377,16 +349,10 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
     );
     eprintln!("GetStats: {stats}");
     for e in &finals {
-        match e["event"].as_str().unwrap() {
-            "transcript" => {}
-            _ => assert!(
-                matches!(
-                    e["reason"].as_str(),
-                    Some("deadline" | "overload" | "no-speech")
-                ),
-                "a drop names its reason: {e}"
-            ),
-        }
+        assert_eq!(e["event"], "transcript", "no command lost under load: {e}");
+        // Both cores were wanted by the busy processes when the decode began;
+        // two threads would spin at ggml's barrier for a descheduled peer.
+        assert_eq!(e["timing"]["threads"], 1, "{e}");
     }
     // Every utterance has exactly one ending; every transcript a real client
     // received under load arrived within the bound, on the client's clock.
@@ -409,10 +375,6 @@ fn under_load_every_transcript_keeps_the_bound_and_the_latency_recovers() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("GetStats has no frames_lost: {stats}"));
     assert_eq!(lost, 0, "frames lost under load: {stats}");
-    assert!(
-        after <= baseline * 2,
-        "latency after the load {after} ms, before {baseline} ms"
-    );
 }
 
 #[test]

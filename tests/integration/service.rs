@@ -112,6 +112,27 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
         "usr/lib/systemd/user/sotto.service",
         &dir.path().join("verify"),
     );
+    for unit in [&system, &user] {
+        let text = std::fs::read_to_string(unit).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        // What the daemon needs from its sandbox under load: /proc/stat for
+        // --threads auto, setpriority for the bus threads, a CPU weight.
+        assert!(
+            !lines.iter().any(|l| l.starts_with("ProcSubset=pid")),
+            "{}: ProcSubset=pid hides /proc/stat from --threads auto",
+            unit.display()
+        );
+        assert!(
+            lines.contains(&"SystemCallFilter=setpriority"),
+            "{}: @resources removes setpriority, which the bus threads need",
+            unit.display()
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("CPUWeight=")),
+            "{}",
+            unit.display()
+        );
+    }
     let (ok, text) = analyze(&["verify", system.to_str().unwrap()], &runtime);
     assert!(ok && text.trim().is_empty(), "system unit: {text}");
     let (ok, text) = analyze(&["verify", "--user", user.to_str().unwrap()], &runtime);

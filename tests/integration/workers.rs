@@ -22,6 +22,9 @@ fn settings() -> SegmenterSettings {
         pre_roll_ms: 320,
         silence_ms: 500,
         max_utterance_ms: 20_000,
+        end_of_speech: sotto::endpoint::EndOfSpeech::Fixed,
+        min_silence_ms: 250,
+        max_silence_ms: 900,
     }
 }
 
@@ -41,6 +44,7 @@ fn spawn_dsp() -> (
         streams: stream_rx,
         utterances: utt_tx,
         speculation: Default::default(),
+        end_hint: Default::default(),
         events: ev_tx,
         counters: Default::default(),
         wait_when_full: false,
@@ -95,6 +99,9 @@ fn the_whisper_thread_exits_when_its_queue_closes() {
             counters: Arc::new(TranscriberCounters::default()),
             speculation: Default::default(),
             stop: Default::default(),
+            threads: sotto::transcribe::ThreadPolicy::Fixed(2),
+            end_hint: Default::default(),
+            language: "en".into(),
         },
     );
     let t = Instant::now();

@@ -1,8 +1,10 @@
 //! Helpers for sotto's integration tests and benchmarks, by concern: private
 //! D-Bus buses and real clients ([`bus`]), runs of the daemon ([`daemon`]),
 //! generated speech and WAV files ([`audio`]), a virtual microphone on a
-//! private PulseAudio server ([`mic`]), the event invariant ([`events`]), the
-//! shared corpus and its one manifest parser ([`corpus`]), process
+//! private PulseAudio server ([`mic`]), the event invariant ([`events`]), a
+//! client that floods the bus ([`mod@flood`]), the
+//! shared corpus and its one manifest parser ([`corpus`]), the paced sessions
+//! several tests play ([`sessions`]), process
 //! measurements ([`measure`]) and transcript scoring ([`score`]). Everything is
 //! re-exported at the top, so a test says `use sotto_testkit::*;`.
 
@@ -11,18 +13,22 @@ pub mod bus;
 pub mod corpus;
 pub mod daemon;
 pub mod events;
+pub mod flood;
 pub mod measure;
 pub mod mic;
 pub mod score;
+pub mod sessions;
 
 pub use audio::*;
 pub use bus::*;
 pub use corpus::*;
 pub use daemon::*;
 pub use events::*;
+pub use flood::*;
 pub use measure::*;
 pub use mic::*;
 pub use score::{normalize, word_errors};
+pub use sessions::*;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -107,3 +107,69 @@ impl LongRun {
         }
     }
 }
+
+/// CPU-bound processes (`sh -c 'while :; do :; done'`, nice 0), killed on drop:
+/// the load an application beside sottod puts on the cores.
+pub struct BusyProcesses {
+    children: Vec<std::process::Child>,
+}
+
+impl BusyProcesses {
+    pub fn start(n: usize) -> Self {
+        let children = (0..n)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start a busy process")
+            })
+            .collect();
+        BusyProcesses { children }
+    }
+
+    /// Stops them now.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for BusyProcesses {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every thread of process `pid`: (name, nice value), from `/proc/PID/task`.
+pub fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        // Fields after the name: state is the 3rd field of the line, nice the 19th.
+        let nice = stat[close + 2..]
+            .split_whitespace()
+            .nth(16)
+            .and_then(|v| v.parse().ok());
+        if let Some(nice) = nice {
+            out.push((name, nice));
+        }
+    }
+    out
+}

@@ -1,0 +1,245 @@
+//! The adaptive end of speech: is what was said so far a complete request?
+//! The speculative decode that runs during the silence tells more than the
+//! silence does: "Turn on the kitchen lights." is done, "Turn on the" is not.
+//! [`completeness`] judges the decoded text; the segmenter then closes the
+//! utterance after `--min-silence-ms` when it is complete, waits up to
+//! `--max-silence-ms` when it is clearly unfinished, and uses `--silence-ms`
+//! otherwise (and always with `--end-of-speech fixed`).
+//!
+//! Word lists are per language; English is the only one so far, every other
+//! language is judged [`Completeness::Unsure`] (the fixed rule).
+//!
+//! [`EndHint`] carries the verdict from the whisper thread to the dsp thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// `--end-of-speech`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOfSpeech {
+    /// Close after `--silence-ms`, whatever was said.
+    Fixed,
+    /// Close sooner or later depending on the speculative decode.
+    Adaptive,
+}
+
+/// What the words so far say about the end of the utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completeness {
+    /// A finished sentence: the utterance may close after the short silence.
+    Complete,
+    /// Clearly cut off (a trailing "the", "and", a comma): wait longer.
+    Unfinished,
+    /// Neither: the usual silence.
+    Unsure,
+}
+
+/// Which rule closed an utterance, as `timing.end_rule` in `--json` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndRule {
+    /// `--silence-ms` (the fixed rule, or adaptive when unsure).
+    #[default]
+    Silence,
+    /// `--min-silence-ms`: the speculative decode was complete.
+    Complete,
+    /// `--max-silence-ms`: the speculative decode was unfinished.
+    Unfinished,
+    /// The input ended, or the utterance reached --max-utterance-ms.
+    Cut,
+}
+
+impl EndRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndRule::Silence => "silence",
+            EndRule::Complete => "complete",
+            EndRule::Unfinished => "unfinished",
+            EndRule::Cut => "cut",
+        }
+    }
+}
+
+/// Below this confidence (the decode's mean token probability) a complete
+/// looking sentence is only [`Completeness::Unsure`]: a short close on a
+/// shaky decode would cut a sentence whose end the model misheard.
+pub const MIN_CONFIDENCE: f64 = 0.6;
+
+/// Words after which an English sentence cannot end: articles, determiners,
+/// conjunctions, prepositions, auxiliaries and the like.
+const ENGLISH_UNFINISHED: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "nor", "so", "because", "if", "then", "than", "that",
+    "which", "who", "whose", "whom", "when", "where", "while", "until", "unless", "although",
+    "though", "whether", "to", "of", "in", "on", "at", "for", "with", "from", "by", "about",
+    "into", "onto", "over", "under", "between", "through", "after", "before", "like", "as",
+    "without", "within", "against", "during", "towards", "toward", "my", "your", "his", "her",
+    "its", "our", "their", "this", "these", "those", "some", "any", "every", "each", "no", "is",
+    "are", "was", "were", "be", "been", "am", "will", "would", "can", "could", "should", "shall",
+    "may", "might", "must", "do", "does", "did", "have", "has", "had", "not", "very", "more",
+    "most", "less", "plus", "minus", "times", "point", "um", "uh", "er", "erm",
+];
+
+/// The verdict on one tentative utterance, posted by the whisper thread when
+/// its speculative decode ends and read by the segmenter at every frame of
+/// silence. A verdict names the utterance and the length of the audio it
+/// judged, so one on audio that has since grown (speech resumed) never
+/// applies. Clones share one slot; lock-free.
+#[derive(Debug, Clone, Default)]
+pub struct EndHint(Arc<AtomicU64>);
+
+/// Bits of the packed slot: id (40) | length in samples (22: 262 s at 16 kHz,
+/// longer than any utterance) | verdict (2).
+const LENGTH_BITS: u32 = 22;
+const VERDICT_BITS: u32 = 2;
+
+impl EndHint {
+    /// Posts the verdict on utterance `id`'s first `samples` samples.
+    pub fn post(&self, id: u64, samples: usize, verdict: Completeness) {
+        let frames = samples as u64;
+        let code = match verdict {
+            Completeness::Complete => 1,
+            Completeness::Unfinished => 2,
+            Completeness::Unsure => 3,
+        };
+        let packed = (id << (LENGTH_BITS + VERDICT_BITS))
+            | ((frames & ((1 << LENGTH_BITS) - 1)) << VERDICT_BITS)
+            | code;
+        self.0.store(packed, Ordering::Release);
+    }
+
+    /// The verdict on exactly this audio, if one was posted.
+    pub fn verdict(&self, id: u64, samples: usize) -> Option<Completeness> {
+        let frames = samples as u64;
+        let packed = self.0.load(Ordering::Acquire);
+        let same_id = packed >> (LENGTH_BITS + VERDICT_BITS) == id & ((1 << 40) - 1);
+        let same_len = (packed >> VERDICT_BITS) & ((1 << LENGTH_BITS) - 1)
+            == frames & ((1 << LENGTH_BITS) - 1);
+        if !(same_id && same_len) {
+            return None;
+        }
+        match packed & 0b11 {
+            1 => Some(Completeness::Complete),
+            2 => Some(Completeness::Unfinished),
+            3 => Some(Completeness::Unsure),
+            _ => None,
+        }
+    }
+}
+
+/// Does the completeness rule know `language`? (Others use the fixed rule.)
+pub fn has_word_lists(language: &str) -> bool {
+    language == "en"
+}
+
+/// Judges the text of a speculative decode in `language`; `confidence` is the
+/// decode's mean token probability (0..1).
+pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness {
+    if !has_word_lists(language) {
+        return Completeness::Unsure;
+    }
+    let text = text
+        .trim()
+        .trim_end_matches(['"', '\'', ')', ']', '”', '’'])
+        .trim_end();
+    let Some(last_char) = text.chars().last() else {
+        return Completeness::Unsure;
+    };
+    if text.ends_with("...") || matches!(last_char, '…' | ',' | ':' | ';' | '-' | '–' | '—') {
+        return Completeness::Unfinished;
+    }
+    let last_word = text
+        .rsplit(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+        .to_lowercase();
+    if ENGLISH_UNFINISHED.contains(&last_word.as_str()) {
+        return Completeness::Unfinished;
+    }
+    // "Set a timer for 10." may go on with "minutes".
+    if last_word.chars().any(|c| c.is_ascii_digit()) {
+        return Completeness::Unsure;
+    }
+    if matches!(last_char, '.' | '!' | '?') && confidence >= MIN_CONFIDENCE {
+        return Completeness::Complete;
+    }
+    Completeness::Unsure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Completeness::*;
+
+    fn en(text: &str) -> Completeness {
+        completeness(text, 0.9, "en")
+    }
+
+    #[test]
+    fn finished_sentences_are_complete() {
+        assert_eq!(en(" Turn on the kitchen lights."), Complete);
+        assert_eq!(en("Stop!"), Complete);
+        assert_eq!(en("Play some music."), Complete);
+        assert_eq!(en("Open the front door.\""), Complete);
+    }
+
+    #[test]
+    fn questions_are_complete_unless_cut() {
+        assert_eq!(en("What time is it?"), Complete);
+        assert_eq!(en("Is it going to rain tomorrow?"), Complete);
+        assert_eq!(en("What is the?"), Unfinished);
+        assert_eq!(en("Can you tell me if"), Unfinished);
+    }
+
+    #[test]
+    fn a_trailing_function_word_or_mark_is_unfinished() {
+        assert_eq!(en("Turn on the"), Unfinished);
+        assert_eq!(
+            en("Turn on the."),
+            Unfinished,
+            "whisper adds a period anyway"
+        );
+        assert_eq!(en("Send a message to"), Unfinished);
+        assert_eq!(en("I would like to,"), Unfinished);
+        assert_eq!(en("Well..."), Unfinished);
+        assert_eq!(en("Remind me to call, um."), Unfinished);
+    }
+
+    #[test]
+    fn numbers_at_the_end_are_unsure() {
+        assert_eq!(en("Set a timer for 10."), Unsure);
+        assert_eq!(en("Set the temperature to 21.5"), Unsure);
+        assert_eq!(en("Set a timer for ten minutes."), Complete);
+    }
+
+    #[test]
+    fn lists_end_when_their_last_item_is_said() {
+        assert_eq!(en("Add eggs, milk and"), Unfinished);
+        assert_eq!(en("Add eggs, milk,"), Unfinished);
+        assert_eq!(en("Add eggs, milk and bread."), Complete);
+    }
+
+    #[test]
+    fn a_hint_applies_to_exactly_the_audio_it_judged() {
+        let hint = EndHint::default();
+        assert_eq!(hint.verdict(1, 40), None, "nothing posted");
+        hint.post(1, 40, Complete);
+        assert_eq!(hint.verdict(1, 40), Some(Complete));
+        assert_eq!(hint.verdict(1, 52), None, "the audio grew since");
+        assert_eq!(hint.verdict(2, 40), None, "another utterance");
+        hint.post(7_000_000, 3_000_000, Unfinished);
+        assert_eq!(hint.verdict(7_000_000, 3_000_000), Some(Unfinished));
+        hint.post(7_000_000, 3_000_000, Unsure);
+        assert_eq!(hint.verdict(7_000_000, 3_000_000), Some(Unsure));
+    }
+
+    #[test]
+    fn no_mark_low_confidence_or_another_language_is_unsure() {
+        assert_eq!(en("Turn on the kitchen lights"), Unsure);
+        assert_eq!(en(""), Unsure);
+        assert_eq!(
+            completeness("Turn on the kitchen lights.", 0.3, "en"),
+            Unsure
+        );
+        assert_eq!(completeness("Mach das Licht an.", 0.9, "de"), Unsure);
+    }
+}

@@ -1,0 +1,66 @@
+//! The adaptive end of speech on real speech: sentences with a natural pause
+//! after an unfinished word (espeak-ng) and the shared long clips (read
+//! speech with its own pauses), each played paced through sottod with
+//! `--end-of-speech fixed` and `adaptive`. Adaptive must not split more
+//! sentences than fixed does. How much sooner it closes is the bench's
+//! business (`benches/endpoint.rs`).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use sotto_testkit::*;
+
+/// Runs the file paced with `args`; the transcripts' JSON.
+fn transcripts_with(wav: &std::path::Path, args: &[&str]) -> Vec<Value> {
+    let bus = PrivateBus::start();
+    let child = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(child, Duration::from_secs(180));
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    utterances(&events);
+    events
+        .into_iter()
+        .filter(|e| e["event"] == "transcript")
+        .collect()
+}
+
+#[test]
+fn adaptive_splits_no_more_sentences_than_fixed() {
+    model_path();
+    let dir = scratch();
+    let (paused, paused_sentences) = paused_wav(dir.path());
+    let (clips, clip_count) = clips_wav(dir.path(), 3);
+    let mut counts = Vec::new();
+    for mode in ["fixed", "adaptive"] {
+        let a = transcripts_with(&paused, &["--end-of-speech", mode]);
+        let b = transcripts_with(&clips, &["--end-of-speech", mode]);
+        let rules: Vec<&str> = a
+            .iter()
+            .chain(&b)
+            .map(|t| t["timing"]["end_rule"].as_str().unwrap())
+            .collect();
+        println!(
+            "{mode}: {} utterances for {paused_sentences} paused sentences, {} for {clip_count} clips; rules {rules:?}",
+            a.len(),
+            b.len()
+        );
+        if mode == "fixed" {
+            assert!(rules.iter().all(|r| *r == "silence"), "{rules:?}");
+        }
+        counts.push(a.len() + b.len());
+    }
+    assert!(
+        counts[1] <= counts[0],
+        "adaptive made {} utterances, fixed {}",
+        counts[1],
+        counts[0]
+    );
+}

@@ -1,0 +1,127 @@
+//! sottod beside clients that flood the bus with calls: spoken commands must
+//! still arrive, the flooders are refused, others are served, and the bus
+//! threads yield to the pipeline. How much CPU it costs is the benchmark's
+//! business (`scripts/bench.sh`, step `flood`). Two busy processes on the
+//! cores: `resilience::under_load_…`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use sotto_testkit::*;
+
+/// Every command was transcribed, none dropped; the transcripts' JSON.
+fn assert_every_command_arrived(run: &Run) -> Vec<Value> {
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    let drops: Vec<&Value> = events.iter().filter(|e| e["event"] == "dropped").collect();
+    assert!(drops.is_empty(), "dropped: {drops:?}\n{}", run.stderr);
+    let texts: Vec<String> = transcripts(&events).iter().map(|t| normalize(t)).collect();
+    assert_eq!(texts, COMMANDS, "{}", run.stderr);
+    events
+        .into_iter()
+        .filter(|e| e["event"] == "transcript")
+        .collect()
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_flooding_client_is_refused_and_commands_still_arrive() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = commands_wav(dir.path(), 3.0, COMMANDS.len());
+    let daemon = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bus.wait_for_name();
+    let pid = daemon.id();
+    let address = bus.address.clone();
+    let flooding = std::thread::spawn(move || {
+        let start = (Instant::now(), cpu_ticks(pid));
+        let one = flood(&address, 1, Duration::from_secs(8));
+        let ten = flood(&address, 10, Duration::from_secs(8));
+        let ticks = cpu_ticks(pid) - start.1;
+        (one, ten, ticks, start.0.elapsed())
+    });
+    // Another client, during the flood: served.
+    std::thread::sleep(Duration::from_secs(4));
+    let stats = bus.call("GetStats");
+    assert!(stats.contains("\"utterances\""), "{stats}");
+    let (one, ten, ticks, took) = flooding.join().unwrap();
+    let run = wait_output(daemon, Duration::from_secs(60));
+    assert_every_command_arrived(&run);
+    for (what, counts) in [("one client", &one[..]), ("ten clients", &ten[..])] {
+        for c in counts {
+            assert_eq!(c.failed, 0, "{what}: only answers or LimitsExceeded: {c:?}");
+            assert!(
+                c.answered >= 1,
+                "{what}: within the budget, answered: {c:?}"
+            );
+            assert!(
+                c.limited >= 1,
+                "{what}: over the budget, LimitsExceeded: {c:?}"
+            );
+        }
+    }
+    let (a, b) = (total(&one), total(&ten));
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    println!(
+        "flood: one client {} calls ({} answered), ten clients {} calls ({} answered); sottod {:.0} % of a core over {:.1} s",
+        a.calls(),
+        a.answered,
+        b.calls(),
+        b.answered,
+        100.0 * ticks as f64 / tick / took.as_secs_f64(),
+        took.as_secs_f64()
+    );
+}
+
+#[test]
+fn bus_threads_yield_to_the_pipeline() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(8.0).write(&wav);
+    let mut daemon = LiveDaemon::spawn({
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap()]);
+        c
+    });
+    daemon.wait_log("ready", Duration::from_secs(60));
+    let threads = thread_nices(daemon.child.id());
+    let nice_of = |name: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let base = nice_of("sottod");
+    assert_eq!(base.len(), 1, "{threads:?}");
+    let base = base[0];
+    // ggml's decode threads are named after the whisper thread that starts them.
+    for name in ["whisper", "dsp", "wav-reader"] {
+        let nices = nice_of(name);
+        assert!(
+            !nices.is_empty() && nices.iter().all(|n| *n == base),
+            "{name}: {threads:?}"
+        );
+    }
+    assert!(
+        nice_of("event-loop").contains(&(base + 10).min(19)),
+        "the bus worker runs 10 nice steps below: {threads:?}"
+    );
+}
