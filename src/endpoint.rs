@@ -69,13 +69,13 @@ pub const MIN_CONFIDENCE: f64 = 0.6;
 const ENGLISH_UNFINISHED: &[&str] = &[
     "a", "an", "the", "and", "or", "but", "nor", "so", "because", "if", "then", "than", "that",
     "which", "who", "whose", "whom", "when", "where", "while", "until", "unless", "although",
-    "though", "whether", "to", "of", "in", "on", "at", "for", "with", "from", "by", "about",
-    "into", "onto", "over", "under", "between", "through", "after", "before", "like", "as",
-    "without", "within", "against", "during", "towards", "toward", "my", "your", "his", "her",
-    "its", "our", "their", "this", "these", "those", "some", "any", "every", "each", "no", "is",
-    "are", "was", "were", "be", "been", "am", "will", "would", "can", "could", "should", "shall",
-    "may", "might", "must", "do", "does", "did", "have", "has", "had", "not", "very", "more",
-    "most", "less", "plus", "minus", "times", "point", "um", "uh", "er", "erm",
+    "though", "whether", "to", "of", "in", "at", "for", "with", "from", "by", "about", "into",
+    "onto", "under", "between", "through", "after", "before", "like", "as", "without", "within",
+    "against", "during", "towards", "toward", "my", "your", "his", "her", "its", "our", "their",
+    "this", "these", "those", "some", "any", "every", "each", "no", "is", "are", "was", "were",
+    "be", "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must",
+    "do", "does", "did", "have", "has", "had", "not", "very", "more", "most", "less", "plus",
+    "minus", "times", "point", "um", "uh", "er", "erm",
 ];
 
 /// The verdict on one tentative utterance, posted by the whisper thread when
@@ -130,6 +130,18 @@ pub fn has_word_lists(language: &str) -> bool {
     language == "en"
 }
 
+/// Prepositions and the pronouns Whisper completes them with when the speech
+/// stops after the preposition: "Set a timer for" is often written "Set a
+/// timer for it." A sentence ending in such a pair is judged unsure, never
+/// complete. ("on", "over", "off" end commands as particles — "Turn the
+/// lights on." — so they are in neither list.)
+const ENGLISH_PREPOSITIONS: &[&str] = &[
+    "for", "to", "with", "at", "about", "from", "of", "in", "into", "by",
+];
+const ENGLISH_FILLER_OBJECTS: &[&str] = &[
+    "it", "that", "this", "them", "you", "me", "him", "her", "us", "one",
+];
+
 /// Judges the text of a speculative decode in `language`; `confidence` is the
 /// decode's mean token probability (0..1).
 pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness {
@@ -146,17 +158,22 @@ pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness
     if text.ends_with("...") || matches!(last_char, '…' | ',' | ':' | ';' | '-' | '–' | '—') {
         return Completeness::Unfinished;
     }
-    let last_word = text
-        .rsplit(|c: char| c.is_whitespace())
-        .next()
-        .unwrap_or("")
-        .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
-        .to_lowercase();
+    let mut words = text.rsplit(|c: char| c.is_whitespace()).map(|w| {
+        w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+            .to_lowercase()
+    });
+    let last_word = words.next().unwrap_or_default();
+    let before_last = words.next().unwrap_or_default();
     if ENGLISH_UNFINISHED.contains(&last_word.as_str()) {
         return Completeness::Unfinished;
     }
     // "Set a timer for 10." may go on with "minutes".
     if last_word.chars().any(|c| c.is_ascii_digit()) {
+        return Completeness::Unsure;
+    }
+    if ENGLISH_PREPOSITIONS.contains(&before_last.as_str())
+        && ENGLISH_FILLER_OBJECTS.contains(&last_word.as_str())
+    {
         return Completeness::Unsure;
     }
     if matches!(last_char, '.' | '!' | '?') && confidence >= MIN_CONFIDENCE {
@@ -202,6 +219,21 @@ mod tests {
         assert_eq!(en("I would like to,"), Unfinished);
         assert_eq!(en("Well..."), Unfinished);
         assert_eq!(en("Remind me to call, um."), Unfinished);
+    }
+
+    #[test]
+    fn particles_end_commands() {
+        assert_eq!(en("Turn the lights on."), Complete);
+        assert_eq!(en("Switch it off."), Complete);
+        assert_eq!(en("Turn it up!"), Complete);
+    }
+
+    #[test]
+    fn a_preposition_completed_with_a_pronoun_is_unsure() {
+        // What Whisper writes for "set a timer for" followed by silence.
+        assert_eq!(en("Set a timer for it."), Unsure);
+        assert_eq!(en("Send a message to him."), Unsure);
+        assert_eq!(en("Call him."), Complete);
     }
 
     #[test]

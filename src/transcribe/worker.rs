@@ -190,7 +190,7 @@ impl<E: Engine> Worker<E> {
                 }
                 Heard::NoSpeech { .. } => Completeness::Unsure,
             };
-            log::debug!("utterance {id}: speculative decode judged {verdict:?}");
+            log::debug!("utterance {id}: speculative decode judged {verdict:?}: {heard:?}");
             self.setup
                 .end_hint
                 .post(id, utterance.samples.len(), verdict);

@@ -31,12 +31,13 @@ pub fn commands_wav(dir: &Path, lead: f32, n: usize) -> PathBuf {
 
 /// (first part, pause in seconds, rest): each pause follows a word after which
 /// the sentence cannot end.
-pub const PAUSED: [(&str, f32, &str); 5] = [
+pub const PAUSED: [(&str, f32, &str); 6] = [
     ("turn on the", 0.40, "kitchen lights"),
     ("set a timer for", 0.55, "ten minutes"),
     ("send a message to", 0.60, "my brother"),
     ("what is the weather like in", 0.30, "paris"),
     ("add eggs milk and", 0.50, "bread to the list"),
+    ("remind me to call the", 0.80, "dentist tomorrow"),
 ];
 
 /// The paused sentences, 2 s apart, each followed by a complete command, as
