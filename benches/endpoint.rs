@@ -9,7 +9,6 @@
 #[path = "common/report.rs"]
 mod report;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -18,20 +17,7 @@ use report::{percentile, row, smoke, write_part};
 use sotto_testkit::*;
 
 fn transcripts(wav: &std::path::Path, args: &[&str]) -> Vec<Value> {
-    let bus = PrivateBus::start();
-    let child = sottod(&bus)
-        .args(["--input-file", wav.to_str().unwrap(), "--json"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sottod");
-    let run = wait_output(child, Duration::from_secs(300));
-    assert!(run.status.success(), "{}", run.stderr);
-    run.events()
-        .into_iter()
-        .filter(|e| e["event"] == "transcript")
-        .collect()
+    transcript_events(&play_file(wav, args, Duration::from_secs(300)))
 }
 
 fn main() {

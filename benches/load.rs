@@ -33,14 +33,6 @@ struct Outcome<T> {
     during: T,
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
 fn run<T: Send + 'static>(
     wav: &std::path::Path,
     args: &[&str],
@@ -84,7 +76,7 @@ fn run<T: Send + 'static>(
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     let drops = events.iter().filter(|e| e["event"] == "dropped").count();
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let tick = ticks_per_second();
     Outcome {
         latencies,
         drops,

@@ -94,25 +94,25 @@ const VERDICT_BITS: u32 = 2;
 impl EndHint {
     /// Posts the verdict on utterance `id`'s first `samples` samples.
     pub fn post(&self, id: u64, samples: usize, verdict: Completeness) {
-        let frames = samples as u64;
+        let len = samples as u64;
         let code = match verdict {
             Completeness::Complete => 1,
             Completeness::Unfinished => 2,
             Completeness::Unsure => 3,
         };
         let packed = (id << (LENGTH_BITS + VERDICT_BITS))
-            | ((frames & ((1 << LENGTH_BITS) - 1)) << VERDICT_BITS)
+            | ((len & ((1 << LENGTH_BITS) - 1)) << VERDICT_BITS)
             | code;
         self.0.store(packed, Ordering::Release);
     }
 
     /// The verdict on exactly this audio, if one was posted.
     pub fn verdict(&self, id: u64, samples: usize) -> Option<Completeness> {
-        let frames = samples as u64;
+        let len = samples as u64;
         let packed = self.0.load(Ordering::Acquire);
         let same_id = packed >> (LENGTH_BITS + VERDICT_BITS) == id & ((1 << 40) - 1);
-        let same_len = (packed >> VERDICT_BITS) & ((1 << LENGTH_BITS) - 1)
-            == frames & ((1 << LENGTH_BITS) - 1);
+        let same_len =
+            (packed >> VERDICT_BITS) & ((1 << LENGTH_BITS) - 1) == len & ((1 << LENGTH_BITS) - 1);
         if !(same_id && same_len) {
             return None;
         }

@@ -49,14 +49,6 @@ impl ThreadPolicy {
             ThreadPolicy::Auto { max, .. } => max,
         }
     }
-
-    /// How `--help`, logs and stats name it: `2` or `auto (1-2)`.
-    pub fn describe(self) -> String {
-        match self {
-            ThreadPolicy::Fixed(n) => n.to_string(),
-            ThreadPolicy::Auto { max, .. } => format!("auto (1-{max})"),
-        }
-    }
 }
 
 /// Runnable tasks on the machine besides the caller, from the kernel's
@@ -109,11 +101,6 @@ mod tests {
     fn fixed_ignores_the_load() {
         assert_eq!(ThreadPolicy::Fixed(2).choose(Some(5)), 2);
         assert_eq!(ThreadPolicy::Fixed(3).choose(None), 3);
-        assert_eq!(ThreadPolicy::Fixed(3).describe(), "3");
-        assert_eq!(
-            ThreadPolicy::Auto { cores: 2, max: 2 }.describe(),
-            "auto (1-2)"
-        );
     }
 
     #[test]

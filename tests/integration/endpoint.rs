@@ -5,7 +5,6 @@
 //! sentences than fixed does. How much sooner it closes is the bench's
 //! business (`benches/endpoint.rs`).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,22 +13,9 @@ use sotto_testkit::*;
 
 /// Runs the file paced with `args`; the transcripts' JSON.
 fn transcripts_with(wav: &std::path::Path, args: &[&str]) -> Vec<Value> {
-    let bus = PrivateBus::start();
-    let child = sottod(&bus)
-        .args(["--input-file", wav.to_str().unwrap(), "--json"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run = wait_output(child, Duration::from_secs(180));
-    assert!(run.status.success(), "{}", run.stderr);
-    let events = run.events();
-    utterances(&events);
-    events
-        .into_iter()
-        .filter(|e| e["event"] == "transcript")
-        .collect()
+    let run = play_file(wav, args, Duration::from_secs(180));
+    utterances(&run.events());
+    transcript_events(&run)
 }
 
 #[test]

@@ -25,14 +25,6 @@ fn assert_every_command_arrived(run: &Run) -> Vec<Value> {
         .collect()
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
 #[test]
 fn a_flooding_client_is_refused_and_commands_still_arrive() {
     model_path();
@@ -76,7 +68,7 @@ fn a_flooding_client_is_refused_and_commands_still_arrive() {
         }
     }
     let (a, b) = (total(&one), total(&ten));
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let tick = ticks_per_second();
     println!(
         "flood: one client {} calls ({} answered), ten clients {} calls ({} answered); sottod {:.0} % of a core over {:.1} s",
         a.calls(),

@@ -329,11 +329,7 @@ impl LiveDaemon {
 
     /// CPU time (user + system) the process has used, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the command name, which is in parentheses.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+        cpu_ticks(self.child.id())
     }
 
     /// Resident set size in KiB.
@@ -347,4 +343,47 @@ impl Drop for LiveDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time (user + system) process `pid` has used, in clock ticks; 0 once it
+/// is gone.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`].
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// sottod on a private bus reading `wav` paced, with `--json` and `args`;
+/// the run, which must have succeeded.
+pub fn play_file(wav: &std::path::Path, args: &[&str], limit: Duration) -> Run {
+    let bus = PrivateBus::start();
+    let child = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sottod");
+    let run = wait_output(child, limit);
+    assert!(run.status.success(), "{}", run.stderr);
+    run
+}
+
+/// The transcripts of a run's events.
+pub fn transcript_events(run: &Run) -> Vec<Value> {
+    run.events()
+        .into_iter()
+        .filter(|e| e["event"] == "transcript")
+        .collect()
 }
