@@ -80,6 +80,9 @@ fn bucket(seconds: f64) -> usize {
 const BUCKETS: [&str; 4] = ["≤ 2 s", "2–5 s", "5–10 s", "> 10 s"];
 
 fn main() {
+    if let Err(e) = sotto::transcribe::threads::bounded_spin() {
+        eprintln!("decode bench: cannot restart with GOMP_SPINCOUNT ({e})");
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("models/ggml-tiny.en.bin");
     let mut clips = clips(&root.join("../shared/testdata"));

@@ -66,8 +66,9 @@ pub struct Cli {
     )]
     pub language: String,
 
-    /// Threads per decode: a number, or auto (the cores idle when each decode
-    /// starts, at least 1, at most the cores or 4)
+    /// Threads per decode: a number, or auto (the cores, at most 4; a thread
+    /// whose peer is descheduled sleeps instead of spinning, so every core
+    /// helps even on a busy machine)
     #[arg(
         long,
         env = "SOTTO_THREADS",

@@ -86,11 +86,10 @@ fn non_negative(flag: &str, value: i64, unit: &str) -> Result<u64, ConfigError> 
     Ok(value as u64)
 }
 
-/// The most threads a decode gets by default (`--threads auto`'s ceiling):
-/// measured on a 2-core machine, 2 threads decode fastest when nothing else
-/// runs; more than 4 never helped tiny/base.
+/// The threads a decode gets by default (`--threads auto`): the cores, at
+/// most 4; see [`crate::transcribe::threads`] for the measurements.
 pub fn default_threads() -> usize {
-    ThreadPolicy::auto().max()
+    ThreadPolicy::auto().count()
 }
 
 /// Places the default model is looked for, in order: `./models/`, the project

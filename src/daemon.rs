@@ -397,7 +397,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (model, language, threads) = (
         config.model.clone(),
         config.language.clone(),
-        config.threads.max(),
+        config.threads.count(),
     );
     let decoder = on_a_thread("model-load", move || {
         Decoder::load(&model, &language, threads)

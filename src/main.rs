@@ -7,6 +7,10 @@ use sotto::cli::Cli;
 use sotto::config::Config;
 
 fn main() -> ExitCode {
+    // Before any thread exists: libgomp reads its spin bound once, at load.
+    if let Err(e) = sotto::transcribe::threads::bounded_spin() {
+        eprintln!("sottod: warning: cannot restart with GOMP_SPINCOUNT set ({e}); decodes may be slower on a busy machine");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return sotto::cli::exit_for_clap_error(e, "sottod"),

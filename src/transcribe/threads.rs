@@ -1,140 +1,107 @@
-//! How many threads a decode gets. ggml's threads meet at a barrier after every
-//! operation and spin there, so a decode is only as fast as its most
-//! descheduled thread. Measured on 2 cores with tiny.en (3.3 s clip, median
-//! of 8): idle, 1 thread 544 ms and 2 threads 283 ms; beside two CPU-bound
-//! processes, 1 thread 954 ms and 2 threads 1803 ms; 3 threads took 10 s idle
-//! or not. So the automatic choice gives a decode only the cores nothing else
-//! wants at the moment it starts.
+//! How many threads a decode gets, and how they wait for each other.
+//!
+//! ggml's threads meet at a barrier after every operation. Built with its own
+//! thread pool they spin there without bound, so a decode is only as fast as
+//! its most descheduled thread: beside two CPU-bound processes on 2 cores,
+//! 2 threads took 1803 ms where 1 took 954 ms (3.3 s clip, tiny.en, median
+//! of 8). sotto builds ggml with OpenMP instead and bounds the spin
+//! (`GOMP_SPINCOUNT`, see [`bounded_spin`]): a thread whose peer is
+//! descheduled sleeps on a futex after a short spin and gives the core back.
+//! Measured the same way, 1 / 2 threads: idle 488 / 290 ms; two busy
+//! processes 951 / 591 ms; four busy processes 1345 / 1014 ms (the `load`
+//! bench step shows the same on the daemon). Every core helps, loaded
+//! or not, so the automatic choice is simply the cores, at most 4.
 
-use std::io::Read;
-
-/// `--threads`: a fixed count, or the automatic choice up to a ceiling.
+/// `--threads`: a fixed count, or the automatic choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadPolicy {
     /// Always this many.
     Fixed(usize),
-    /// The idle cores when a decode starts: at least 1, at most `max`.
-    Auto { cores: usize, max: usize },
+    /// The machine's cores, at most `max`.
+    Auto { max: usize },
 }
 
 impl ThreadPolicy {
-    /// The automatic choice for this machine: up to its cores, at most 4
-    /// (more never helped tiny or base).
+    /// The automatic choice for this machine: its cores, at most 4 (more
+    /// never helped tiny or base).
     pub fn auto() -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         ThreadPolicy::Auto {
-            cores,
             max: cores.clamp(1, 4),
         }
     }
 
-    /// Threads for a decode that starts while `others` runnable tasks, not
-    /// counting the caller, want a core (`None`: not known, then the ceiling).
-    pub fn choose(self, others: Option<usize>) -> usize {
+    /// Threads for a decode.
+    pub fn count(self) -> usize {
         match self {
             ThreadPolicy::Fixed(n) => n,
-            ThreadPolicy::Auto { cores, max } => match others {
-                Some(busy) => cores.saturating_sub(busy).clamp(1, max),
-                None => max,
-            },
-        }
-    }
-
-    /// The most threads a decode may get.
-    pub fn max(self) -> usize {
-        match self {
-            ThreadPolicy::Fixed(n) => n,
-            ThreadPolicy::Auto { max, .. } => max,
+            ThreadPolicy::Auto { max } => max,
         }
     }
 }
 
-/// Runnable tasks on the machine besides the caller, from the kernel's
-/// `procs_running` in `/proc/stat`: the least of three reads 2 ms apart, so a
-/// thread that runs for a moment (sotto's own dsp thread, a timer) does not
-/// count as load. `None` where `/proc/stat` cannot be read.
-pub fn runnable_others() -> Option<usize> {
-    let mut least: Option<usize> = None;
-    let mut buf = Vec::with_capacity(4096);
-    for i in 0..3 {
-        if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        buf.clear();
-        let mut file = std::fs::File::open("/proc/stat").ok()?;
-        file.read_to_end(&mut buf).ok()?;
-        let running = procs_running(&String::from_utf8_lossy(&buf))?;
-        least = Some(least.map_or(running, |l| l.min(running)));
-    }
-    // The caller is running while it reads.
-    least.map(|n| n.saturating_sub(1))
+/// The environment variable that bounds how long an OpenMP thread spins at a
+/// barrier before it sleeps.
+pub const SPIN_VARIABLE: &str = "GOMP_SPINCOUNT";
+/// Spins before sleeping: about a microsecond of waiting. Measured with the
+/// clip above, 1000 kept the idle 2-thread decode at its unbounded speed
+/// (250–290 ms) and was the fastest beside two busy processes (591–702 ms);
+/// `OMP_WAIT_POLICY=passive` (no spin) cost 20 % idle.
+pub const SPIN_COUNT: &str = "1000";
+
+/// What to do about the spin bound at start-up, given the process's
+/// `GOMP_SPINCOUNT` and `OMP_WAIT_POLICY`: `true` when neither is set and
+/// the process must be restarted with [`SPIN_VARIABLE`]` = `[`SPIN_COUNT`]
+/// (libgomp reads them once, when it is loaded). A value the user set wins.
+pub fn needs_bounded_spin(
+    spin: Option<&std::ffi::OsStr>,
+    policy: Option<&std::ffi::OsStr>,
+) -> bool {
+    spin.is_none() && policy.is_none()
 }
 
-/// The `procs_running` line of a `/proc/stat` text.
-fn procs_running(stat: &str) -> Option<usize> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("procs_running "))
-        .and_then(|v| v.trim().parse().ok())
+/// Make sure ggml's OpenMP threads spin a bounded time: when the environment
+/// does not set it, exec this same program again with [`SPIN_VARIABLE`] set
+/// (same pid, arguments and descriptors). Call first thing in `main`, before
+/// any thread exists. Returns only when no restart was needed, or with the
+/// reason the exec failed (then the process runs on with libgomp's default).
+pub fn bounded_spin() -> Result<(), std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    if !needs_bounded_spin(
+        std::env::var_os(SPIN_VARIABLE).as_deref(),
+        std::env::var_os("OMP_WAIT_POLICY").as_deref(),
+    ) {
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    Err(std::process::Command::new(exe)
+        .arg0(arg0)
+        .args(args)
+        .env(SPIN_VARIABLE, SPIN_COUNT)
+        .exec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     #[test]
-    fn auto_takes_the_idle_cores_within_its_bounds() {
-        let two = ThreadPolicy::Auto { cores: 2, max: 2 };
-        assert_eq!(two.choose(Some(0)), 2);
-        assert_eq!(two.choose(Some(1)), 1);
-        assert_eq!(two.choose(Some(2)), 1, "never fewer than one");
-        assert_eq!(two.choose(Some(9)), 1);
-        assert_eq!(two.choose(None), 2, "unknown load: the ceiling");
-        let eight = ThreadPolicy::Auto { cores: 8, max: 4 };
-        assert_eq!(eight.choose(Some(0)), 4, "never more than the ceiling");
-        assert_eq!(eight.choose(Some(5)), 3);
-        assert_eq!(eight.choose(Some(7)), 1);
+    fn auto_is_the_cores_within_its_ceiling() {
+        assert_eq!(ThreadPolicy::Auto { max: 2 }.count(), 2);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(ThreadPolicy::auto().count(), cores.clamp(1, 4));
+        assert_eq!(ThreadPolicy::Fixed(3).count(), 3);
     }
 
     #[test]
-    fn fixed_ignores_the_load() {
-        assert_eq!(ThreadPolicy::Fixed(2).choose(Some(5)), 2);
-        assert_eq!(ThreadPolicy::Fixed(3).choose(None), 3);
-    }
-
-    #[test]
-    fn procs_running_is_read_from_proc_stat() {
-        let stat = "cpu  1 2 3\nctxt 99\nprocs_running 3\nprocs_blocked 0\n";
-        assert_eq!(procs_running(stat), Some(3));
-        assert_eq!(procs_running("cpu 1 2 3\n"), None);
-        // This very test is running, so the machine's count is readable here.
-        assert!(runnable_others().is_some());
-    }
-
-    #[test]
-    fn busy_processes_are_seen_as_load() {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let before = runnable_others().expect("/proc/stat");
-        let spinners: Vec<_> = (0..2)
-            .map(|_| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        std::hint::spin_loop();
-                    }
-                })
-            })
-            .collect();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let during = runnable_others().expect("/proc/stat");
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for s in spinners {
-            s.join().unwrap();
-        }
-        assert!(
-            during >= 2,
-            "two spinning threads must count as load: {before} before, {during} during"
-        );
+    fn the_spin_is_bounded_unless_the_user_chose() {
+        assert!(needs_bounded_spin(None, None));
+        assert!(!needs_bounded_spin(Some(OsStr::new("5000")), None));
+        assert!(!needs_bounded_spin(None, Some(OsStr::new("active"))));
     }
 }

@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 
 use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
 use super::judge::{judge, Heard};
-use super::threads::{runnable_others, ThreadPolicy};
+use super::threads::ThreadPolicy;
 use crate::endpoint::{completeness, Completeness, EndHint};
 use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
 use crate::pipeline::{
@@ -223,10 +223,7 @@ impl<E: Engine> Worker<E> {
         keep_going: &(dyn Fn() -> bool + Sync),
     ) -> Outcome {
         let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
-        let threads = match self.setup.threads {
-            ThreadPolicy::Fixed(n) => n,
-            auto => auto.choose(runnable_others()),
-        };
+        let threads = self.setup.threads.count();
         let started_ms = now_ms();
         let started = Instant::now();
         let result = self.engine.hear(

@@ -117,3 +117,45 @@ fn bus_threads_yield_to_the_pipeline() {
         "the bus worker runs 10 nice steps below: {threads:?}"
     );
 }
+
+/// The value of `name` in the environment process `pid` runs with.
+fn environ_of(pid: u32, name: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("/proc/PID/environ");
+    raw.split(|b| *b == 0).find_map(|kv| {
+        let kv = String::from_utf8_lossy(kv);
+        kv.strip_prefix(&format!("{name}=")).map(str::to_owned)
+    })
+}
+
+#[test]
+/// ggml's OpenMP threads spin a bounded time at their barrier: sottod runs
+/// with GOMP_SPINCOUNT set even when started without it (it restarts itself
+/// before any thread exists, same pid), and a value the user set is kept.
+fn decode_threads_spin_a_bounded_time() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(8.0).write(&wav);
+    for (given, expected) in [(None, "1000"), (Some("5000"), "5000")] {
+        let bus = PrivateBus::start();
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap()]);
+        if let Some(v) = given {
+            c.env("GOMP_SPINCOUNT", v);
+        }
+        let mut daemon = LiveDaemon::spawn(c);
+        daemon.wait_log("ready", Duration::from_secs(60));
+        let pid = daemon.child.id();
+        assert_eq!(
+            environ_of(pid, "GOMP_SPINCOUNT").as_deref(),
+            Some(expected),
+            "given {given:?}"
+        );
+        assert!(
+            environ_of(pid, "OMP_WAIT_POLICY").is_none(),
+            "only the spin count is set"
+        );
+        let (run, _) = daemon.stop(15, Duration::from_secs(10));
+        assert!(run.status.success(), "{}", run.stderr);
+    }
+}
