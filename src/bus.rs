@@ -400,7 +400,9 @@ pub mod client {
         fn language(&self) -> zbus::Result<String>;
     }
 
-    /// Connects and checks that a daemon owns the name.
+    /// Connects and makes sure a daemon owns the name: when none does, asks
+    /// the bus to start one (D-Bus activation, where the bus has sottod's
+    /// service file); only when that fails is no daemon an error.
     pub async fn connect(bus: BusKind) -> Result<Connection, ClientError> {
         let name = bus.as_str();
         let conn = match bus {
@@ -415,10 +417,36 @@ pub mod client {
             .name_has_owner(NAME.try_into().expect("valid name"))
             .await
             .map_err(|e| ClientError::Connect(name, e.to_string()))?;
-        if !owned {
+        if !owned
+            && dbus
+                .start_service_by_name(NAME.try_into().expect("valid name"), 0)
+                .await
+                .is_err()
+        {
             return Err(ClientError::NotRunning(name));
         }
         Ok(conn)
+    }
+
+    /// Waits until a daemon owns the name again (a restart).
+    async fn owner_returns(owner: &mut MessageStream) -> Result<(), ClientError> {
+        while let Some(msg) = owner.next().await {
+            let msg = msg.map_err(call_err)?;
+            let (_, _, new): (String, String, String) =
+                msg.body().deserialize().map_err(call_err)?;
+            if !new.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(ClientError::Call("the bus connection closed".into()))
+    }
+
+    /// Writes a line to stdout; `false` when stdout is gone (a closed pipe,
+    /// as after `sotto listen | head -n1`), which ends the listener quietly.
+    fn print_line(line: &str) -> bool {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
     }
 
     fn call_err(e: zbus::Error) -> ClientError {
@@ -476,8 +504,10 @@ pub mod client {
     }
 
     /// Prints every transcript as a line (or every event as JSON) until the
-    /// daemon goes away; then returns an error saying so.
-    pub async fn listen(bus: BusKind, as_json: bool) -> Result<(), ClientError> {
+    /// daemon goes away; then returns an error saying so, or with `wait`
+    /// says so on stderr and carries on once a daemon owns the name again.
+    /// Returns quietly when stdout is closed.
+    pub async fn listen(bus: BusKind, as_json: bool, wait: bool) -> Result<(), ClientError> {
         let conn = connect(bus).await?;
         let rule = MatchRule::builder()
             .msg_type(MessageType::Signal)
@@ -504,13 +534,20 @@ pub mod client {
             tokio::select! {
                 Some(Ok(msg)) = stream.next() => {
                     if let Some(line) = format_signal(&msg, as_json) {
-                        println!("{line}");
+                        if !print_line(&line) {
+                            return Ok(());
+                        }
                     }
                 }
                 Some(Ok(msg)) = owner.next() => {
                     let (_, _, new): (String, String, String) = msg.body().deserialize().map_err(call_err)?;
                     if new.is_empty() {
-                        return Err(ClientError::NotRunning(bus.as_str()));
+                        if !wait {
+                            return Err(ClientError::NotRunning(bus.as_str()));
+                        }
+                        eprintln!("sotto: sottod left the {} bus; waiting for it to return", bus.as_str());
+                        owner_returns(&mut owner).await?;
+                        eprintln!("sotto: sottod is back");
                     }
                 }
                 else => return Err(ClientError::NotRunning(bus.as_str())),
@@ -526,6 +563,11 @@ pub mod client {
         match event {
             Event::Transcript(t) => Some(t.text),
             Event::Error { kind, message } => Some(format!("[{kind}] {message}")),
+            Event::Dropped { id, reason } => Some(format!(
+                "[dropped: {}] utterance {id}: {}",
+                reason.as_str(),
+                reason.explain()
+            )),
             _ => None,
         }
     }

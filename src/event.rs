@@ -39,6 +39,20 @@ impl DropReason {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
+    /// What it means for the person who spoke, with what to change where
+    /// something can be: the line `sotto listen` prints for a drop.
+    pub fn explain(self) -> &'static str {
+        match self {
+            DropReason::Deadline => {
+                "not transcribed in time (raise --max-latency-ms, or free the CPU)"
+            }
+            DropReason::Overload => "too much speech queued at once",
+            DropReason::NoSpeech => "the model heard no words",
+            DropReason::Shutdown => "sottod stopped before it was transcribed",
+            DropReason::Error => "the speech engine failed (see the Error that follows)",
+        }
+    }
+
     /// Every reason, for parsing, tests and documentation.
     pub const ALL: [DropReason; 5] = [
         DropReason::Deadline,

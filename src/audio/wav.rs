@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::TryRecvError;
 
-use super::capture::{self, CaptureWriter};
+use super::capture::{self, CaptureCounters, CaptureWriter};
 use super::{CaptureStream, SourceCommand, SourceLinks, RING_SECONDS};
 use crate::event::{send_blocking, ErrorKind, Event, State};
 use crate::pipeline::now_ms;
@@ -187,20 +188,27 @@ impl WavInput {
         let spec = self.reader.spec();
         let rate = spec.sample_rate;
         let channels = spec.channels as usize;
-        let (producer, consumer) = capture::ring(rate, RING_SECONDS);
-        let mut writer = CaptureWriter::new(producer, 1, counters);
-        let origin_ms = now_ms();
-        if streams
-            .send(CaptureStream {
-                consumer,
-                sample_rate: rate,
-                origin_ms,
-            })
-            .is_err()
-        {
+        // A stream per stretch of playing, as on a microphone: a Pause ends
+        // the stream (the dsp thread reads what is in the ring, then closes
+        // an open utterance), a Resume starts a new one whose first frame is
+        // at the moment of the Resume on the capture clock. The file itself
+        // goes on where it stopped: nothing in it is skipped.
+        let open = |counters: &Arc<CaptureCounters>, how: &str| -> Option<CaptureWriter> {
+            let (producer, consumer) = capture::ring(rate, RING_SECONDS);
+            let origin_ms = now_ms();
+            streams
+                .send(CaptureStream {
+                    consumer,
+                    sample_rate: rate,
+                    origin_ms,
+                })
+                .ok()?;
+            log::info!("input file {how} from capture clock {origin_ms} ms");
+            Some(CaptureWriter::new(producer, 1, counters.clone()))
+        };
+        let Some(mut writer) = open(&counters, "plays") else {
             return;
-        }
-        log::info!("input file plays from capture clock {origin_ms} ms");
+        };
         send_blocking(&events, Event::State(State::Listening));
 
         let frames_per_block = (rate as usize / 100).max(1);
@@ -215,6 +223,8 @@ impl WavInput {
                 Err(TryRecvError::Disconnected) => break,
                 Ok(SourceCommand::Pause(reply)) => {
                     let pause_start = Instant::now();
+                    // Closing the ring is what closes the stream.
+                    drop(writer);
                     let _ = reply.send(Ok(()));
                     send_blocking(&events, Event::State(State::Paused));
                     // Wait for a Resume; other Pauses are answered at once.
@@ -231,6 +241,10 @@ impl WavInput {
                         }
                     }
                     paused_for += pause_start.elapsed();
+                    writer = match open(&counters, "resumes") {
+                        Some(w) => w,
+                        None => return,
+                    };
                     send_blocking(&events, Event::State(State::Listening));
                 }
                 Ok(SourceCommand::Resume(reply)) => {

@@ -19,13 +19,19 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print each transcript as a line as it arrives (--json: every event as JSON)
+    /// Print each transcript as a line as it arrives, and a [dropped: REASON]
+    /// line for speech that was not transcribed (--json: every event as JSON)
     Listen {
         /// Every event as one JSON object per line
         #[arg(long)]
         json: bool,
+        /// When sottod stops (a restart), wait for it to return instead of
+        /// exiting
+        #[arg(long)]
+        wait: bool,
     },
-    /// Show state, device, model and statistics
+    /// Show state, device, model and statistics (each command starts sottod
+    /// through D-Bus activation where the bus can)
     Status,
     /// Stop listening and release the microphone
     Pause,
@@ -55,7 +61,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match args.command {
-            Command::Listen { json } => client::listen(bus, json).await,
+            Command::Listen { json, wait } => client::listen(bus, json, wait).await,
             Command::Status => client::status(bus).await.map(|s| print!("{s}")),
             Command::Pause => client::pause(bus, true).await,
             Command::Resume => client::pause(bus, false).await,

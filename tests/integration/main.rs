@@ -9,6 +9,7 @@ mod files;
 mod live_mic;
 mod load;
 mod models;
+mod newcomer;
 mod privacy;
 mod resilience;
 mod service;

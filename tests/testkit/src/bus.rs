@@ -66,6 +66,25 @@ impl PrivateBus {
         busctl_at(&self.address, args)
     }
 
+    /// The process that owns `org.sotto.Sotto1` on this bus (as the bus
+    /// daemon knows it: one it started by activation, too).
+    pub fn owner_pid(&self) -> i32 {
+        let reply = self.busctl(&[
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            "org.sotto.Sotto1",
+        ]);
+        reply
+            .trim()
+            .strip_prefix("u ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a pid in {reply:?}"))
+    }
+
     /// Waits until a daemon owns `org.sotto.Sotto1` on this bus.
     pub fn wait_for_name(&self) {
         let start = Instant::now();

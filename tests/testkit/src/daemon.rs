@@ -17,6 +17,8 @@ pub fn sottod(bus: &PrivateBus) -> Command {
         "SOTTO_DEVICE",
         "SOTTO_BUS",
         "SOTTO_INPUT_FILE",
+        "GOMP_SPINCOUNT",
+        "OMP_WAIT_POLICY",
     ] {
         c.env_remove(var);
     }
@@ -297,9 +299,21 @@ impl LiveDaemon {
 
     /// Sends `sig` and waits (at most `limit`) for the exit; returns the run
     /// and how long the exit took after the signal.
-    pub fn stop(mut self, sig: i32, limit: Duration) -> (Run, Duration) {
+    pub fn stop(self, sig: i32, limit: Duration) -> (Run, Duration) {
         let t = Instant::now();
         signal(&self.child, sig);
+        let run = self.finish(limit, &format!("of signal {sig}"));
+        (run, t.elapsed())
+    }
+
+    /// Waits (at most `limit`) for the process to end by itself, as a file
+    /// input does at its end.
+    pub fn wait_exit(self, limit: Duration) -> Run {
+        self.finish(limit, "without a signal")
+    }
+
+    fn finish(mut self, limit: Duration, what: &str) -> Run {
+        let t = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
@@ -308,23 +322,21 @@ impl LiveDaemon {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(
-                    "sottod did not exit within {limit:?} of signal {sig}; stderr: {:#?}",
+                    "sottod did not exit within {limit:?} {what}; stderr: {:#?}",
                     self.stderr
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let took = t.elapsed();
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
         self.pump(Duration::ZERO);
-        let run = Run {
+        Run {
             status,
             stdout: self.stdout.join("\n") + "\n",
             stderr: self.stderr.join("\n") + "\n",
-        };
-        (run, took)
+        }
     }
 
     /// CPU time (user + system) the process has used, in clock ticks.

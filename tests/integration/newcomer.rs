@@ -1,0 +1,313 @@
+//! What a new user tripped over (../shared/NEWCOMER.md), one test per item,
+//! named after it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use sotto_testkit::*;
+
+#[test]
+/// H1 and H2: on an input file, a pause longer than the deadline and a second
+/// Pause while paused lose nothing. Every sentence after the pause is
+/// transcribed (timestamps stay on the capture clock), the daemon keeps
+/// running through the double Pause, and the rest of the file is played.
+fn h1_h2_a_long_and_a_double_pause_on_a_file_lose_nothing() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    let sentences = [
+        "turn on the kitchen lights",
+        "what time is it",
+        "set a timer for ten minutes",
+        "switch off the radio",
+        "what is the weather like tomorrow",
+    ];
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(1.0);
+    for text in sentences {
+        s.say(text).silence(1.5);
+    }
+    s.write(&wav);
+    let mut daemon = LiveDaemon::spawn({
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
+        c
+    });
+    bus.wait_for_name();
+    let first = daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(30));
+    bus.call("Pause");
+    bus.wait_for_state("paused", Duration::from_secs(5));
+    // H2: a second Pause is answered and changes nothing.
+    bus.call("Pause");
+    // H1: longer than --max-latency-ms (5 s).
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(!daemon.exited(), "a second Pause ended the daemon");
+    assert_eq!(bus.property("State"), "s \"paused\"");
+    bus.call("Resume");
+    bus.wait_for_state("listening", Duration::from_secs(5));
+    let run = daemon.wait_exit(Duration::from_secs(60));
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    let dropped: Vec<_> = events.iter().filter(|e| e["event"] == "dropped").collect();
+    assert!(
+        dropped.is_empty(),
+        "nothing dropped after the pause: {dropped:?}"
+    );
+    let texts: Vec<String> = transcripts(&events).iter().map(|t| normalize(t)).collect();
+    eprintln!("first {first}; all: {texts:?}");
+    // Every sentence heard once: the one open at the Pause is closed then, the
+    // rest of the file plays after the Resume.
+    assert_eq!(texts.len(), sentences.len(), "{texts:?}\n{}", run.stderr);
+    for (heard, said) in texts.iter().zip(sentences) {
+        let (errors, words) = word_errors(&normalize(said), heard);
+        assert!(errors * 3 <= words, "{said:?} heard as {heard:?}");
+    }
+    // Timestamps after the pause are on the capture clock: end-of-speech to
+    // publish stays far below the deadline.
+    for e in events.iter().filter(|e| e["event"] == "transcript") {
+        assert!(e["latency_ms"].as_u64().unwrap() < 3000, "{e}");
+    }
+    utterances(&events);
+}
+
+/// `sotto listen` with `args`, its stdout lines as they come.
+fn line_listener(bus: &PrivateBus, args: &[&str]) -> (Child, Receiver<String>) {
+    let mut child = bus
+        .client(bin("sotto"))
+        .arg("listen")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Subscribed once it has asked the bus for its match rules; the sessions
+    // below start speaking a second in, which leaves room.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, rx)
+}
+
+fn stop_listener(mut child: Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+/// M1: plain `sotto listen` prints a line for an utterance that was dropped,
+/// with the reason. The daemon is frozen mid-sentence for longer than the
+/// bound (as in the dbus test of pre-decode drops), so the drop is certain.
+fn m1_plain_listen_prints_a_line_for_a_drop() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(1.5).say("open the window").silence(3.0);
+    let wav = dir.path().join("s.wav");
+    s.write(&wav);
+    let mut daemon = LiveDaemon::spawn({
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
+        c.args(["--max-latency-ms", "1000"]);
+        c
+    });
+    bus.wait_for_name();
+    let (listener, lines) = line_listener(&bus, &[]);
+    daemon.wait_event(|e| e["event"] == "speech_started", Duration::from_secs(30));
+    signal(&daemon.child, 19);
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&daemon.child, 18);
+    let run = daemon.wait_exit(Duration::from_secs(30));
+    let drop = run
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "dropped")
+        .unwrap_or_else(|| panic!("the frozen utterance is dropped: {}", run.stdout));
+    let line = lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a line for the drop");
+    stop_listener(listener);
+    assert_eq!(
+        line,
+        format!(
+            "[dropped: deadline] utterance {}: not transcribed in time (raise --max-latency-ms, or free the CPU)",
+            drop["id"]
+        )
+    );
+}
+
+#[test]
+/// M4: `sotto listen | head -n1` ends quietly once head has its line: exit 0,
+/// nothing on stderr (it used to panic on the broken pipe).
+fn m4_listen_into_head_exits_quietly() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(2.0);
+    for text in [
+        "turn on the kitchen lights",
+        "what time is it",
+        "switch off the radio",
+    ] {
+        s.say(text).silence(1.2);
+    }
+    let wav = dir.path().join("s.wav");
+    s.write(&wav);
+    let daemon = LiveDaemon::spawn({
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
+        c
+    });
+    bus.wait_for_name();
+    let script = format!(
+        "{} listen 2>\"$0\" | head -n1; echo \"rc=${{PIPESTATUS[0]}}\"",
+        bin("sotto").display()
+    );
+    let err = dir.path().join("listen.err");
+    let out = bus
+        .client("bash")
+        .args(["-c", &script, err.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let run = daemon.wait_exit(Duration::from_secs(60));
+    assert!(run.status.success(), "{}", run.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one transcript, then the status: {stdout}");
+    assert!(normalize(lines[0]).contains("kitchen"), "{stdout}");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(
+        (lines[1], stderr.as_str()),
+        ("rc=0", ""),
+        "listen ends quietly when its reader is gone"
+    );
+}
+
+/// A session bus that can start sottod by D-Bus activation, as an installed
+/// system does: a config with a service directory holding a service file
+/// whose Exec plays `wav`.
+fn activating_bus(dir: &Path, wav: &Path) -> PrivateBus {
+    let services = dir.join("services");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::write(
+        services.join("org.sotto.Sotto1.service"),
+        format!(
+            "[D-BUS Service]\nName=org.sotto.Sotto1\nExec={} --model {} --input-file {}\n",
+            bin("sottod").display(),
+            model_path().display(),
+            wav.display()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("bus.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <servicedir>{}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.display(),
+            services.display()
+        ),
+    )
+    .unwrap();
+    PrivateBus::with_config(&[&format!("--config-file={}", config.display())])
+}
+
+#[test]
+/// M5: the `sotto` client starts sottod through D-Bus activation, as busctl
+/// does, where the bus has sottod's service file.
+fn m5_the_client_triggers_activation() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    Session::new(16_000).silence(20.0).write(&wav);
+    let bus = activating_bus(dir.path(), &wav);
+    let out = bus.client(bin("sotto")).arg("status").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "status activates sottod: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("state: "), "{stdout}");
+    assert!(stdout.contains("device: file:"), "{stdout}");
+    // Without a service file, the error still says no daemon runs.
+    let plain = PrivateBus::start();
+    let out = plain.client(bin("sotto")).arg("status").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no sottod is running on the session bus"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The activated daemon is a real sottod; stop it.
+    let pid = bus.owner_pid();
+    // SAFETY: kill(2) with a pid the bus reported and SIGTERM; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
+
+#[test]
+/// L11: `sotto listen --wait` survives a daemon restart: it says so on stderr
+/// and prints the next daemon's transcripts. Without --wait it exits with rc 1.
+fn l11_listen_wait_survives_a_restart() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let quiet = dir.path().join("quiet.wav");
+    Session::new(16_000).silence(30.0).write(&quiet);
+    let mut spoken = Session::new(ESPEAK_RATE);
+    spoken
+        .silence(1.5)
+        .say("turn on the kitchen lights")
+        .silence(1.5);
+    let speech = dir.path().join("speech.wav");
+    spoken.write(&speech);
+    let start = |wav: &Path| {
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
+        let mut d = LiveDaemon::spawn(c);
+        d.wait_log("ready", Duration::from_secs(60));
+        d
+    };
+    let first = start(&quiet);
+    let (waiting, lines) = line_listener(&bus, &["--wait"]);
+    let (mut plain, _) = line_listener(&bus, &[]);
+    let (run, _) = first.stop(15, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+    let status = plain.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "plain listen ends with its daemon");
+    let second = start(&speech);
+    let line = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the restarted daemon's transcript");
+    let run = second.wait_exit(Duration::from_secs(30));
+    assert!(run.status.success(), "{}", run.stderr);
+    let stderr = stop_listener(waiting);
+    assert!(normalize(&line).contains("kitchen lights"), "{line}");
+    assert!(
+        stderr.contains("waiting for it to return") && stderr.contains("sottod is back"),
+        "{stderr}"
+    );
+}
