@@ -1,19 +1,25 @@
-# sotto — the README's commands. Each target installs what it needs first.
+# sotto — the README's commands. Each target installs what it needs first
+# (system packages, a Rust toolchain when none is new enough, the model),
+# except install and uninstall, which only copy and remove files.
+#   make        set up and build: binaries and the default model
 #   make run    set up everything, then run sottod on the default microphone
 #   make test   set up everything, lint (fmt, clippy, doc), then run every test (and a seconds-long smoke run of the benchmarks)
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
 #   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png)
 #   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
 
-CARGO ?= cargo
+# The first Rust toolchain new enough for Cargo.toml's rust-version.
+CARGO ?= ./scripts/cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
+# Where install takes the binaries from.
+RELEASE ?= target/release
 SOTTOD = target/release/sottod
 SOTTO_ARGS ?=
 
-.PHONY: all setup deps build model run test lint demo bench soak clean
+.PHONY: all setup deps build model test-setup run test lint demo bench soak clean
 
-all: build
+all: setup
 
 deps:
 	./scripts/install-deps.sh
@@ -29,7 +35,13 @@ setup: deps build model
 run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
-test: setup lint
+# The tests also convert the model's CTranslate2 original again and run the
+# daemon as the service's user.
+test-setup: setup
+	./models/fetch.sh --source
+	./scripts/install-deps.sh --test-user
+
+test: test-setup lint
 	$(CARGO) test --release --workspace --lib --bins --tests -- --test-threads=1
 	./scripts/bench.sh --smoke
 
@@ -71,13 +83,16 @@ INSTALLED = \
 	$(DBUS_INTERFACE_DIR)/org.sotto.Sotto1.xml $(DOCDIR)/README.md
 
 .PHONY: install install-files uninstall
-install: model install-files
-
-# The files only (binaries and model must be built): what the tests install.
-install-files:
-	install -Dm755 target/release/sottod $(DESTDIR)$(BINDIR)/sottod
-	install -Dm755 target/release/sotto $(DESTDIR)$(BINDIR)/sotto
-	install -Dm755 target/release/sotto-convert $(DESTDIR)$(BINDIR)/sotto-convert
+# Copies what `make` built, stripped; builds nothing and runs no apt, cargo
+# or network, so it works under sudo's PATH and with DESTDIR in a chroot.
+# As root without DESTDIR it also creates the service's system user.
+install:
+	@for f in $(RELEASE)/sottod $(RELEASE)/sotto $(RELEASE)/sotto-convert models/ggml-tiny.en.bin; do \
+	  [ -f "$$f" ] || { echo "install: $$f is missing: run \`make\` first (as yourself; it builds and fetches the model), then install" >&2; exit 1; }; \
+	done
+	install -Dm755 -s $(RELEASE)/sottod $(DESTDIR)$(BINDIR)/sottod
+	install -Dm755 -s $(RELEASE)/sotto $(DESTDIR)$(BINDIR)/sotto
+	install -Dm755 -s $(RELEASE)/sotto-convert $(DESTDIR)$(BINDIR)/sotto-convert
 	install -Dm644 models/ggml-tiny.en.bin $(DESTDIR)$(DATADIR)/sotto/models/ggml-tiny.en.bin
 	install -d $(DESTDIR)$(SYSTEMD_SYSTEM_DIR) $(DESTDIR)$(SYSTEMD_USER_DIR) $(DESTDIR)$(DBUS_SESSION_DIR)
 	$(SUBST) systemd/sotto.system.service > $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/sotto.service
@@ -87,10 +102,14 @@ install-files:
 	install -Dm644 src/org.sotto.Sotto1.xml $(DESTDIR)$(DBUS_INTERFACE_DIR)/org.sotto.Sotto1.xml
 	install -Dm644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "install: creating the system user and group sotto (if missing)"; \
 	  getent group sotto >/dev/null || groupadd --system sotto; \
 	  getent passwd sotto >/dev/null || useradd --system --gid sotto --groups audio \
 	    --home-dir /nonexistent --shell /usr/sbin/nologin sotto; \
 	fi
+
+# The former name of install.
+install-files: install
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))

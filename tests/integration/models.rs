@@ -90,7 +90,7 @@ fn converting_the_ctranslate2_tiny_en_reproduces_the_pinned_model() {
     let ct2 = project_root().join("models/.cache/tiny.en-ct2");
     assert!(
         ct2.join("model.bin").is_file(),
-        "{} is missing: run `make model` first",
+        "{} is missing: run `models/fetch.sh --source` (make test does)",
         ct2.display()
     );
     let dir = scratch();

@@ -311,3 +311,239 @@ fn l11_listen_wait_survives_a_restart() {
         "{stderr}"
     );
 }
+
+/// A folder of stand-ins for programs that must not run: each records its
+/// name and arguments in `calls` and fails.
+struct Forbidden {
+    dir: tempfile::TempDir,
+}
+
+impl Forbidden {
+    fn new(programs: &[&str]) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch();
+        for p in programs {
+            let path = dir.path().join(p);
+            std::fs::write(
+                &path,
+                format!(
+                    "#!/bin/sh\necho \"{p} $*\" >> \"{}/calls\"\nexit 1\n",
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Forbidden { dir }
+    }
+
+    /// A PATH with the stand-ins first, then sudo's secure_path (no
+    /// ~/.cargo/bin).
+    fn path(&self) -> String {
+        format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.dir.path().display()
+        )
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
+    }
+}
+
+const NETWORK_AND_BUILD: [&str; 8] = [
+    "apt-get", "apt", "cargo", "rustc", "pip", "python3", "curl", "wget",
+];
+
+fn in_project(program: &str, path: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.current_dir(project_root()).env("PATH", path);
+    c
+}
+
+#[test]
+/// H3: scripts/cargo, which the Makefile and scripts run, passes over a
+/// toolchain older than Cargo.toml's rust-version (Debian 12's plain rustc is
+/// 1.63) and takes the next one that is new enough; with none, it fails with
+/// one line naming the script that installs the distribution's. The
+/// fresh-machine proof is CI itself: .ci/run runs make test with rustup's
+/// ~/.cargo/bin left out of PATH.
+fn h3_a_new_enough_rust_is_found_and_an_old_one_passed_over() {
+    use std::os::unix::fs::PermissionsExt;
+    let old = scratch();
+    for (name, text) in [
+        ("rustc", "rustc 1.63.0 (debian)"),
+        ("cargo", "cargo 1.63.0"),
+    ] {
+        let p = old.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho '{text}'\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let real = std::process::Command::new("scripts/cargo")
+        .current_dir(project_root())
+        .arg("--find")
+        .output()
+        .unwrap();
+    assert!(
+        real.status.success(),
+        "the tests run with a toolchain scripts/cargo finds"
+    );
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_owned();
+    // The old one first on PATH, the real one only in the folders searched
+    // after PATH.
+    let path = format!("{}:/usr/bin:/bin", old.path().display());
+    let found = in_project("scripts/cargo", &path)
+        .env("SOTTO_RUST_SEARCH", &real)
+        .arg("--find")
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), real);
+    let built = in_project("scripts/cargo", &path)
+        .env("SOTTO_RUST_SEARCH", &real)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&built.stdout).starts_with("cargo 1."),
+        "cargo runs: {}",
+        String::from_utf8_lossy(&built.stdout)
+    );
+    // Nothing new enough: one line, exit 127, the fix named.
+    let none = in_project("scripts/cargo", &path)
+        .env("SOTTO_RUST_SEARCH", "")
+        .arg("build")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert_eq!(none.status.code(), Some(127), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no Rust toolchain >= ") && err.contains("scripts/install-deps.sh"),
+        "{err}"
+    );
+}
+
+/// Does the ELF file at `path` still carry debug information?
+fn has_debug_info(path: &Path) -> bool {
+    let out = std::process::Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(path)
+        .output()
+        .expect("readelf (binutils, from build-essential)");
+    String::from_utf8_lossy(&out.stdout).contains(".debug_info")
+}
+
+#[test]
+/// H4: `make install` only copies, stripped: under sudo's PATH (no
+/// ~/.cargo/bin) and with DESTDIR, it runs no apt, cargo, pip or network
+/// client; when a built file is missing it fails with one line naming `make`.
+fn h4_install_copies_without_building() {
+    model_path();
+    let forbidden = Forbidden::new(&NETWORK_AND_BUILD);
+    let dir = scratch();
+    let dest = dir.path().join("root");
+    let out = in_project("make", &forbidden.path())
+        .args([
+            "install",
+            &format!("DESTDIR={}", dest.display()),
+            "PREFIX=/usr",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(forbidden.calls(), "", "install only copies");
+    for bin in ["sottod", "sotto", "sotto-convert"] {
+        let installed = dest.join("usr/bin").join(bin);
+        assert!(installed.is_file(), "{bin} installed");
+        assert!(!has_debug_info(&installed), "{bin} is stripped");
+    }
+    assert!(dest
+        .join("usr/share/sotto/models/ggml-tiny.en.bin")
+        .is_file());
+    // Nothing built yet: one line that says to run make.
+    let out = in_project("make", &forbidden.path())
+        .args([
+            "--no-print-directory",
+            "install",
+            &format!("DESTDIR={}", dir.path().join("other").display()),
+            &format!("RELEASE={}", dir.path().join("unbuilt").display()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(forbidden.calls(), "");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("install: ")
+            && first.contains("unbuilt/sottod is missing: run `make` first"),
+        "{err}"
+    );
+    assert!(!dir.path().join("other").exists(), "nothing half-installed");
+}
+
+#[test]
+/// L1: models/fetch.sh does nothing (no pip, no download, no build) when the
+/// model is there and verifies, even without the CTranslate2 original.
+fn l1_fetch_does_nothing_when_the_model_verifies() {
+    let model = model_path();
+    let forbidden = Forbidden::new(&NETWORK_AND_BUILD);
+    // A models folder with the model (as copied from another machine) and no
+    // models/.cache.
+    let dir = scratch();
+    let models = dir.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(project_root().join("models/fetch.sh"), models.join("fetch.sh")).unwrap();
+    std::os::unix::fs::symlink(&model, models.join("ggml-tiny.en.bin")).unwrap();
+    let out = in_project(models.join("fetch.sh").to_str().unwrap(), &forbidden.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(forbidden.calls(), "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is present and verified"));
+}
+
+#[test]
+/// L2: setting up for run and demo (scripts/install-deps.sh without
+/// --test-user) creates no system user or group; only make install and the
+/// test setup do.
+fn l2_setup_creates_no_system_user() {
+    // getent says no such user, so a user would be created if one were asked for.
+    let forbidden = Forbidden::new(&["getent", "useradd", "groupadd", "apt-get"]);
+    let out = in_project(
+        "scripts/install-deps.sh",
+        &format!("{}:{}", forbidden.path(), toolchain_dir()),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(forbidden.calls(), "", "no user created, nothing installed");
+}
+
+/// The folder of the cargo the tests run with, for a PATH that must still
+/// find one (install-deps.sh checks for a toolchain).
+fn toolchain_dir() -> String {
+    let out = std::process::Command::new("scripts/cargo")
+        .current_dir(project_root())
+        .arg("--find")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -20,7 +20,7 @@ fn require_sotto_user() {
         .unwrap_or(false);
     assert!(
         ok,
-        "the system user 'sotto' is missing: run scripts/install-deps.sh as root (make setup)"
+        "the system user 'sotto' is missing: run scripts/install-deps.sh --test-user as root (make test does)"
     );
 }
 

@@ -96,7 +96,7 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
     let dir = scratch();
     let root = dir.path().join("root");
     let destdir = format!("DESTDIR={}", root.display());
-    make(&["install-files", &destdir, "PREFIX=/usr"]);
+    make(&["install", &destdir, "PREFIX=/usr"]);
     let expected: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
     assert_eq!(installed(&root), expected);
 
