@@ -12,6 +12,8 @@ packages=(
   python3 python3-pip
   # tests and demo: virtual microphone, speech synthesis, real D-Bus clients
   pulseaudio pulseaudio-utils alsa-utils libasound2-plugins espeak-ng sox
+  # the conversions the input-file errors suggest: sox reads MP3 with this
+  libsox-fmt-mp3
   dbus dbus-bin libglib2.0-bin systemd procps util-linux
   # benchmark report: the plot's font
   fonts-dejavu-core

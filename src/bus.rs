@@ -558,7 +558,7 @@ pub mod client {
     fn format_signal(msg: &zbus::Message, as_json: bool) -> Option<String> {
         let (event, latency_ms) = event_of_signal(msg)?;
         if as_json {
-            return event.to_json(latency_ms).map(|v| v.to_string());
+            return event.to_json(Some(latency_ms)).map(|v| v.to_string());
         }
         match event {
             Event::Transcript(t) => Some(t.text),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser};
 
 /// `--bus`: which bus to publish on (resolved to [`crate::config::BusKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,7 +31,12 @@ pub enum EndOfSpeechArg {
 /// stdout). Every flag that takes a value can also be set with an
 /// environment variable named after it (SOTTO_MODEL, SOTTO_SILENCE_MS, ...).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sottod", version, max_term_width = 100)]
+#[command(
+    name = "sottod",
+    version,
+    max_term_width = 100,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     /// Capture device: a name, or part of one, as --list-devices prints it
     /// [default: the system's default input]
@@ -52,8 +57,9 @@ pub struct Cli {
     pub no_pace: bool,
 
     /// Whisper model in ggml format (any whisper.cpp model: tiny … large, quantised or not)
-    /// [default: models/ggml-tiny.en.bin beside the executable's project, or
-    /// /usr/share/sotto/models/ggml-tiny.en.bin when installed]
+    /// [default: models/ggml-tiny.en.bin in the current folder or beside the
+    /// executable's project, or PREFIX/share/sotto/models/ggml-tiny.en.bin
+    /// when installed (PREFIX: the executable's, /usr/local, /usr)]
     #[arg(long, env = "SOTTO_MODEL", value_name = "PATH")]
     pub model: Option<PathBuf>,
 
@@ -145,7 +151,8 @@ pub struct Cli {
     pub max_utterance_ms: i64,
 
     /// Latest a transcript may be published, in milliseconds after the end of its
-    /// speech; later ones are dropped with reason "deadline"
+    /// speech; later ones are dropped with reason "deadline". Must be above
+    /// --silence-ms (and --max-silence-ms with --end-of-speech adaptive)
     #[arg(
         long,
         env = "SOTTO_MAX_LATENCY_MS",
@@ -162,7 +169,8 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// More log output on stderr (-v debug, transcript text included; -vv trace)
+    /// More log output on stderr (-v debug, transcript text included; -vv
+    /// also trace and the libraries' debug log: whisper.cpp, zbus, audio)
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -172,7 +180,8 @@ pub struct Cli {
 }
 
 /// Prints a clap error as one line naming the problem and the fix (help and
-/// version print normally) and returns the exit code.
+/// version print normally) and returns the exit code. clap's hints stay on
+/// the line: the possible values and its "a similar … exists" tip.
 pub fn exit_for_clap_error(error: clap::Error, program: &str) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
@@ -183,14 +192,106 @@ pub fn exit_for_clap_error(error: clap::Error, program: &str) -> std::process::E
             std::process::ExitCode::SUCCESS
         }
         _ => {
-            let rendered = error.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("{program}: error: {first}; run `{program} --help` for the flags");
+            let mut line = one_line(&error.render().to_string());
+            if program == "sottod" {
+                line = name_env_sources(&line);
+            }
+            eprintln!("{program}: error: {line}; run `{program} --help` for the flags");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// clap's rendered error as one line: its first line, then the possible
+/// values and tips it gives below, in parentheses; usage and the `--help`
+/// pointer are left out (the caller adds its own).
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let hints: Vec<String> = lines
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter_map(|l| {
+            if let Some(values) = l.strip_prefix("[possible values: ") {
+                Some(format!("possible values: {}", values.trim_end_matches(']')))
+            } else {
+                l.strip_prefix("tip: ").map(str::to_owned)
+            }
+        })
+        .collect();
+    if hints.is_empty() {
+        first
+    } else {
+        format!("{first} ({})", hints.join("; "))
+    }
+}
+
+/// `message` with each flag in it that got its value from an environment
+/// variable (the variable is set and the flag is not on the command line)
+/// followed by "(from VARIABLE)": an error caused by a forgotten export then
+/// says where to look.
+pub fn name_env_sources(message: &str) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let from_env: Vec<(String, String)> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| {
+            let long = format!("--{}", a.get_long()?);
+            let var = a.get_env()?.to_string_lossy().into_owned();
+            let on_command_line = args
+                .iter()
+                .any(|x| *x == long || x.starts_with(&format!("{long}=")));
+            (std::env::var_os(&var).is_some() && !on_command_line).then_some((long, var))
+        })
+        .collect();
+    annotate_flags(message, &from_env)
+}
+
+/// Puts " (from VAR)" after the first whole-word occurrence of each flag.
+fn annotate_flags(message: &str, flags: &[(String, String)]) -> String {
+    let mut out = message.to_owned();
+    for (flag, var) in flags {
+        let word_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        let found = out.match_indices(flag.as_str()).map(|(i, _)| i).find(|&i| {
+            let before = out[..i].chars().next_back();
+            let after = out[i + flag.len()..].chars().next();
+            !before.is_some_and(word_char) && !after.is_some_and(word_char)
+        });
+        if let Some(i) = found {
+            out.insert_str(i + flag.len(), &format!(" (from {var})"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_hints_stay_on_the_one_line() {
+        let rendered = "error: invalid value 'sesion' for '--bus <BUS>'\n  [possible values: session, system]\n\n  tip: a similar value exists: 'session'\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "invalid value 'sesion' for '--bus <BUS>' (possible values: session, system; a similar value exists: 'session')"
+        );
+        let rendered = "error: unexpected argument '--jsn' found\n\n  tip: a similar argument exists: '--json'\n\nUsage: sottod --json\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "unexpected argument '--jsn' found (a similar argument exists: '--json')"
+        );
+        assert_eq!(one_line("error: plain\n"), "plain");
+    }
+
+    #[test]
+    fn only_whole_flags_are_annotated() {
+        let flags = [("--silence-ms".to_owned(), "SOTTO_SILENCE_MS".to_owned())];
+        assert_eq!(
+            annotate_flags("--max-silence-ms must exceed --silence-ms", &flags),
+            "--max-silence-ms must exceed --silence-ms (from SOTTO_SILENCE_MS)"
+        );
+        assert_eq!(annotate_flags("nothing here", &flags), "nothing here");
     }
 }

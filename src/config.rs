@@ -92,6 +92,15 @@ pub fn default_threads() -> usize {
     ThreadPolicy::auto().count()
 }
 
+/// Is `code` the ISO 639-1 code of one of Whisper's languages? (whisper.cpp
+/// itself would also take a full name such as "english"; the flag does not.)
+pub fn is_whisper_language(code: &str) -> bool {
+    code.len() == 2
+        && (0..=whisper_rs::get_lang_max_id())
+            .filter_map(whisper_rs::get_lang_str)
+            .any(|c| c == code)
+}
+
 /// Places the default model is looked for, in order: `./models/`, the project
 /// folder of a binary built in `target/<profile>/`, then the installed copies.
 pub fn default_model_candidates() -> Vec<PathBuf> {
@@ -177,12 +186,9 @@ impl Config {
             },
         };
         let language = cli.language.trim().to_lowercase();
-        if language.is_empty()
-            || language.len() > 8
-            || !language.chars().all(|c| c.is_ascii_lowercase())
-        {
+        if !is_whisper_language(&language) {
             return Err(ConfigError(format!(
-                "--language must be a language code such as en or de, got {:?}",
+                "--language must be an ISO 639-1 code of a language Whisper knows (en, de, fr, es, zh, …), got {:?}",
                 cli.language
             )));
         }

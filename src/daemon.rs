@@ -39,6 +39,9 @@ const UTTERANCE_QUEUE: usize = 4;
 struct Publisher {
     bus: Service,
     json: bool,
+    /// Is the input on the wall clock (a microphone, a paced file)? With
+    /// `--no-pace` latencies mean nothing and are left out of the JSON.
+    paced: bool,
     max_latency_ms: u64,
     /// Shared with `GetStats`; locked only to record or copy.
     stats: Arc<Mutex<Stats>>,
@@ -123,7 +126,7 @@ impl Publisher {
             self.bus.set_device(name).await;
         }
         if self.json {
-            if let Some(value) = event.to_json(latency_ms) {
+            if let Some(value) = event.to_json(self.paced.then_some(latency_ms)) {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{value}");
                 let _ = out.flush();
@@ -379,6 +382,12 @@ async fn on_a_thread<T: Send + 'static>(
 /// events.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let input = open_input(&config.input)?;
+    // The model file and its language too, before the bus: a missing bus
+    // must not hide a wrong --model.
+    let info = crate::model::ggml::check_model(&config.model)?;
+    crate::model::ggml::check_language(&config.model, &info.hparams, &config.language)?;
+    // Clients in any folder can find the file the property names.
+    let model_path = std::fs::canonicalize(&config.model).unwrap_or_else(|_| config.model.clone());
 
     // The name next: a second instance must fail before it loads anything.
     let counters = SharedCounters::default();
@@ -387,7 +396,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let bus = Service::start(
         config.bus,
         device_label(&config.input),
-        config.model.display().to_string(),
+        model_path.display().to_string(),
         config.language.clone(),
         source_control.clone(),
         stats.clone(),
@@ -418,6 +427,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         publisher: Publisher {
             bus,
             json: config.json,
+            paced: !matches!(config.input, Input::File { paced: false, .. }),
             max_latency_ms: config.max_latency_ms,
             stats,
             source_state: State::Starting,

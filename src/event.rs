@@ -245,7 +245,10 @@ pub enum Event {
 impl Event {
     /// The event as one JSON object (the `--json` line), `latency_ms` stamped by the
     /// caller for transcripts. `None` for events that are not printed.
-    pub fn to_json(&self, latency_ms: u64) -> Option<serde_json::Value> {
+    /// `latency_ms`: `None` when the input is not paced (`--no-pace`), where
+    /// the capture clock runs ahead of the wall clock and no latency means
+    /// anything; then `latency_ms` and `timing` are left out.
+    pub fn to_json(&self, latency_ms: Option<u64>) -> Option<serde_json::Value> {
         Some(match self {
             Event::SpeechStarted { id, start_ms } => {
                 json!({"event": "speech_started", "id": id, "start_ms": start_ms})
@@ -261,11 +264,15 @@ impl Event {
                     "start_ms": t.start_ms,
                     "end_ms": t.end_ms,
                     "confidence": t.confidence,
-                    "latency_ms": latency_ms,
                 });
+                if let Some(latency_ms) = latency_ms {
+                    value["latency_ms"] = latency_ms.into();
+                }
                 if let Some(timing) = &t.timing {
                     value["decode_ms"] = timing.decode_ms().into();
-                    value["timing"] = timing.breakdown(t.end_ms, latency_ms);
+                    if let Some(latency_ms) = latency_ms {
+                        value["timing"] = timing.breakdown(t.end_ms, latency_ms);
+                    }
                 }
                 value
             }
@@ -338,7 +345,26 @@ mod tests {
             confidence: 0.5,
             timing: Some(timing),
         };
-        let daemon = Event::Transcript(t.clone()).to_json(502).unwrap();
+        let unpaced = Event::Transcript(t.clone()).to_json(None).unwrap();
+        assert_eq!(unpaced["decode_ms"], 250, "the decode's own time is right");
+        assert!(unpaced.get("latency_ms").is_none() && unpaced.get("timing").is_none());
+        let daemon = Event::Transcript(t.clone()).to_json(Some(502)).unwrap();
+        let keys: Vec<&String> = daemon.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "event",
+                "id",
+                "text",
+                "start_ms",
+                "end_ms",
+                "confidence",
+                "latency_ms",
+                "decode_ms",
+                "timing"
+            ],
+            "the order the README shows"
+        );
         assert_eq!(daemon["decode_ms"], 250);
         assert_eq!(daemon["timing"]["silence_ms"], 500);
         assert_eq!(
@@ -350,7 +376,7 @@ mod tests {
         assert_eq!(daemon["timing"]["threads"], 2);
         assert_eq!(daemon["timing"]["end_rule"], "complete");
         t.timing = None;
-        let client = Event::Transcript(t).to_json(502).unwrap();
+        let client = Event::Transcript(t).to_json(Some(502)).unwrap();
         let mut stripped = daemon.clone();
         stripped.as_object_mut().unwrap().remove("decode_ms");
         stripped.as_object_mut().unwrap().remove("timing");

@@ -10,8 +10,10 @@ impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         // Other crates' chatter (whisper.cpp through whisper-rs, the PulseAudio
         // client, which reports every closed stream as an error) only at trace:
-        // sottod reports what matters itself, in its own words.
-        metadata.target().starts_with("sotto") || log::max_level() >= LevelFilter::Trace
+        // sottod reports what matters itself, in its own words. Their trace
+        // level (zbus's and mio's every message) stays off even then.
+        metadata.target().starts_with("sotto")
+            || (log::max_level() >= LevelFilter::Trace && metadata.level() <= Level::Debug)
     }
 
     fn log(&self, record: &Record) {
@@ -33,7 +35,8 @@ impl log::Log for StderrLogger {
 static LOGGER: StderrLogger = StderrLogger;
 
 /// Installs the logger: 0 (`-q`) errors only, 1 (default) warnings and info,
-/// 2 (`-v`) debug with transcript text, 3 (`-vv`) trace with whisper.cpp's own log.
+/// 2 (`-v`) debug with transcript text, 3 (`-vv`) sottod's trace and the
+/// debug log of the libraries (whisper.cpp, zbus, the audio hosts).
 pub fn init(verbosity: u8) {
     let level = match verbosity {
         0 => LevelFilter::Error,

@@ -16,12 +16,7 @@ fn main() -> ExitCode {
         Err(e) => return sotto::cli::exit_for_clap_error(e, "sottod"),
     };
     if cli.list_devices {
-        for (info, _) in sotto::audio::device::list_devices() {
-            println!(
-                "{}\t{}\t{}",
-                info.name, info.default_config, info.description
-            );
-        }
+        print_devices();
         return ExitCode::SUCCESS;
     }
     let config = match Config::from_cli(&cli) {
@@ -58,6 +53,49 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("sottod: error: {e:#}");
+    eprintln!(
+        "sottod: error: {}",
+        sotto::cli::name_env_sources(&format!("{e:#}"))
+    );
     ExitCode::FAILURE
+}
+
+/// `--list-devices`: a header, one device per line (the default marked with
+/// `*`), and the devices that cannot open here in one closing line.
+fn print_devices() {
+    use std::io::Write;
+    let devices = sotto::audio::device::list_devices();
+    let default = sotto::audio::device::default_device_name();
+    let mut out = std::io::stdout().lock();
+    let mut lines = vec!["  NAME\tDEFAULT FORMAT\tDESCRIPTION".to_string()];
+    let mut hidden = Vec::new();
+    for (info, _) in &devices {
+        if !info.usable {
+            hidden.push(info.name.clone());
+            continue;
+        }
+        let mark = if default.as_deref() == Some(info.name.as_str()) {
+            "*"
+        } else {
+            " "
+        };
+        lines.push(format!(
+            "{mark} {}\t{}\t{}",
+            info.name, info.default_config, info.description
+        ));
+    }
+    if default.is_some() {
+        lines.push("(* the default input, used without --device)".into());
+    }
+    if !hidden.is_empty() {
+        lines.push(format!(
+            "(not listed, they cannot open here: {})",
+            hidden.join(", ")
+        ));
+    }
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
 }

@@ -21,6 +21,10 @@ use crate::pipeline::now_ms;
 pub enum DeviceError {
     #[error("no input device matches {wanted:?}; available input devices: {available} (pass one of these names, or a part of it, to --device)")]
     NoMatch { wanted: String, available: String },
+    #[error("--device {wanted:?} matches several input devices: {candidates}; give more of the name, or the full name (see --list-devices)")]
+    Ambiguous { wanted: String, candidates: String },
+    #[error("--device {wanted:?} matches only {name}, which produces nothing but silence; pass its full name, --device {name}, to use it anyway")]
+    SilentOnly { wanted: String, name: String },
     #[error("no default input device; connect a microphone or start the sound server, or pick one with --device (see --list-devices)")]
     NoDefault,
     #[error("cannot open input device {name:?}: {reason} (check that it is free and that this user may use audio, e.g. is in group 'audio')")]
@@ -28,7 +32,7 @@ pub enum DeviceError {
 }
 
 /// One input device as `--list-devices` prints it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
     /// Stable name `host:id` (e.g. `pulseaudio:vmic.monitor`, `alsa:default`); what `--device` matches.
     pub name: String,
@@ -36,6 +40,74 @@ pub struct DeviceInfo {
     pub description: String,
     /// `"48000 Hz, 2 ch, f32"`, or why the default config is unknown.
     pub default_config: String,
+    /// Does it offer a configuration at all? (Many ALSA plugins listed on
+    /// every machine, jack, oss, lavrate…, cannot open where their backend
+    /// is missing.)
+    pub usable: bool,
+}
+
+impl DeviceInfo {
+    /// A device that only ever produces silence (ALSA's `null`): never
+    /// chosen by a partial name.
+    pub fn is_silent_only(&self) -> bool {
+        self.name == "alsa:null"
+    }
+}
+
+/// The device a `--device` string means among `devices`: an exact name; else
+/// the one device whose id after the host prefix is exactly it; else the one
+/// usable device whose name or description contains it (case-insensitive),
+/// leaving out devices that only produce silence. Several candidates are an
+/// error listing them, never a guess.
+pub fn choose<'a>(devices: &'a [DeviceInfo], wanted: &str) -> Result<usize, DeviceError> {
+    if let Some(i) = devices.iter().position(|d| d.name == wanted) {
+        return Ok(i);
+    }
+    let unique = |matches: Vec<usize>| -> Result<Option<usize>, DeviceError> {
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(Some(matches[0])),
+            _ => Err(DeviceError::Ambiguous {
+                wanted: wanted.to_string(),
+                candidates: matches
+                    .iter()
+                    .map(|&i| devices[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    };
+    let by_id: Vec<usize> = (0..devices.len())
+        .filter(|&i| {
+            devices[i]
+                .name
+                .split_once(':')
+                .is_some_and(|(_, id)| id == wanted)
+        })
+        .collect();
+    if let Some(i) = unique(by_id)? {
+        return Ok(i);
+    }
+    let lower = wanted.to_lowercase();
+    let contains = |d: &'a DeviceInfo| {
+        d.name.to_lowercase().contains(&lower) || d.description.to_lowercase().contains(&lower)
+    };
+    let partial: Vec<usize> = (0..devices.len())
+        .filter(|&i| devices[i].usable && !devices[i].is_silent_only() && contains(&devices[i]))
+        .collect();
+    if let Some(i) = unique(partial)? {
+        return Ok(i);
+    }
+    if let Some(silent) = devices.iter().find(|d| d.is_silent_only() && contains(d)) {
+        return Err(DeviceError::SilentOnly {
+            wanted: wanted.to_string(),
+            name: silent.name.clone(),
+        });
+    }
+    Err(DeviceError::NoMatch {
+        wanted: wanted.to_string(),
+        available: available_names(devices),
+    })
 }
 
 /// Which device to capture from.
@@ -55,8 +127,8 @@ fn device_name(device: &cpal::Device) -> String {
     }
 }
 
-fn describe_config(device: &cpal::Device) -> String {
-    match device.default_input_config() {
+fn describe_config(config: &Result<cpal::SupportedStreamConfig, cpal::Error>) -> String {
+    match config {
         Ok(c) => format!(
             "{} Hz, {} ch, {}",
             c.sample_rate(),
@@ -161,10 +233,12 @@ fn list_devices_noisy() -> Vec<(DeviceInfo, cpal::Device)> {
                 .description()
                 .map(|d| d.name().to_string())
                 .unwrap_or_default();
+            let config = device.default_input_config();
             let info = DeviceInfo {
                 name: device_name(&device),
                 description,
-                default_config: describe_config(&device),
+                usable: config.is_ok(),
+                default_config: describe_config(&config),
             };
             out.push((info, device));
         }
@@ -172,15 +246,32 @@ fn list_devices_noisy() -> Vec<(DeviceInfo, cpal::Device)> {
     out
 }
 
-fn available_names(devices: &[(DeviceInfo, cpal::Device)]) -> String {
-    if devices.is_empty() {
-        return "none".to_string();
-    }
-    devices
+/// The usable devices' names (all of them when none is usable).
+fn available_names(devices: &[DeviceInfo]) -> String {
+    let usable: Vec<&str> = devices
         .iter()
-        .map(|(info, _)| info.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+        .filter(|d| d.usable)
+        .map(|d| d.name.as_str())
+        .collect();
+    let names = if usable.is_empty() {
+        devices.iter().map(|d| d.name.as_str()).collect()
+    } else {
+        usable
+    };
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The name of the default host's default input device, if there is one.
+pub fn default_device_name() -> Option<String> {
+    with_stderr_silenced(|| {
+        cpal::default_host()
+            .default_input_device()
+            .map(|d| device_name(&d))
+    })
 }
 
 /// Finds the device a selector means. `Named` matches an exact name first, then a
@@ -203,25 +294,10 @@ fn find_device_here(selector: &DeviceSelector) -> Result<(String, cpal::Device),
         }
         DeviceSelector::Named(wanted) => {
             let devices = list_devices_noisy();
-            let lower = wanted.to_lowercase();
-            let exact = devices.iter().position(|(info, _)| info.name == *wanted);
-            let partial = || {
-                devices.iter().position(|(info, _)| {
-                    info.name.to_lowercase().contains(&lower)
-                        || info.description.to_lowercase().contains(&lower)
-                })
-            };
-            match exact.or_else(partial) {
-                Some(index) => {
-                    let (info, device) =
-                        devices.into_iter().nth(index).expect("index from position");
-                    Ok((info.name, device))
-                }
-                None => Err(DeviceError::NoMatch {
-                    wanted: wanted.clone(),
-                    available: available_names(&devices),
-                }),
-            }
+            let infos: Vec<DeviceInfo> = devices.iter().map(|(info, _)| info.clone()).collect();
+            let index = choose(&infos, wanted)?;
+            let (info, device) = devices.into_iter().nth(index).expect("index from choose");
+            Ok((info.name, device))
         }
     }
 }
@@ -499,5 +575,96 @@ impl DeviceSource {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, description: &str, usable: bool) -> DeviceInfo {
+        DeviceInfo {
+            name: name.into(),
+            description: description.into(),
+            default_config: String::new(),
+            usable,
+        }
+    }
+
+    fn devices() -> Vec<DeviceInfo> {
+        vec![
+            info("pulseaudio:vmic.monitor", "Monitor of Null Output", true),
+            info("pulseaudio:vmic", "Null Output", true),
+            info(
+                "alsa:default",
+                "Default ALSA Output (currently PulseAudio Sound Server)",
+                true,
+            ),
+            info("alsa:pulse", "PulseAudio Sound Server", true),
+            info(
+                "alsa:null",
+                "Discard all samples (playback) or generate zero samples (capture)",
+                true,
+            ),
+            info("alsa:jack", "JACK Audio Connection Kit", false),
+        ]
+    }
+
+    #[test]
+    fn a_name_an_id_or_one_partial_match_chooses() {
+        let d = devices();
+        assert_eq!(
+            choose(&d, "alsa:null").unwrap(),
+            4,
+            "a full name, even of null"
+        );
+        assert_eq!(
+            choose(&d, "vmic.monitor").unwrap(),
+            0,
+            "the id after the host"
+        );
+        assert_eq!(
+            choose(&d, "vmic").unwrap(),
+            1,
+            "an exact id beats the substrings"
+        );
+        assert_eq!(choose(&d, "Monitor").unwrap(), 0);
+        assert_eq!(choose(&d, "MONITOR OF").unwrap(), 0);
+    }
+
+    #[test]
+    fn several_partial_matches_are_an_error_that_lists_them() {
+        let d = devices();
+        let e = choose(&d, "alsa").unwrap_err().to_string();
+        assert!(
+            e.contains("matches several input devices: alsa:default, alsa:pulse;"),
+            "null and the unusable jack are not candidates: {e}"
+        );
+        assert_eq!(choose(&d, "pulse").unwrap(), 3, "an exact id: alsa:pulse");
+        let e = choose(&d, "pulseaudio").unwrap_err().to_string();
+        assert!(
+            e.contains("pulseaudio:vmic.monitor, pulseaudio:vmic, alsa:default, alsa:pulse"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_silent_only_device_is_never_chosen_by_a_part_of_its_name() {
+        let d = devices();
+        let e = choose(&d, "zero samples").unwrap_err().to_string();
+        assert!(
+            e.contains("only alsa:null, which produces nothing but silence"),
+            "{e}"
+        );
+        assert!(e.contains("--device alsa:null"), "{e}");
+        let e = choose(&d, "JACK Audio").unwrap_err().to_string();
+        assert!(
+            e.starts_with("no input device matches \"JACK Audio\""),
+            "unusable: {e}"
+        );
+        assert!(
+            !e.contains("alsa:jack"),
+            "unusable devices are not offered: {e}"
+        );
     }
 }

@@ -28,11 +28,11 @@ pub const MAX_CHANNELS: u16 = 32;
 pub enum WavError {
     #[error("cannot read {path}: {reason} (check the path given to --input-file)")]
     Open { path: PathBuf, reason: String },
-    #[error("{path} is not a WAV file ({reason}); convert it first, e.g. `sox in.mp3 -r 16000 -c 1 out.wav`")]
+    #[error("{path} is not a WAV file ({reason}); convert it first, e.g. `sox {} -r 16000 -c 1 out.wav`", shell_word(path))]
     NotWav { path: PathBuf, reason: String },
-    #[error("{path} is an unsupported WAV ({reason}); use PCM 8/16/24/32-bit or 32-bit float, e.g. `sox in.wav -b 16 out.wav`")]
+    #[error("{path} is an unsupported WAV ({reason}); use PCM 8/16/24/32-bit or 32-bit float, e.g. `sox {} -b 16 -r 16000 -c 1 out.wav`", shell_word(path))]
     Unsupported { path: PathBuf, reason: String },
-    #[error("{path} cannot be played: {reason}; resample or mix it down first, e.g. `sox in.wav -r 16000 -c 1 out.wav`")]
+    #[error("{path} cannot be played: {reason}; resample or mix it down first, e.g. `sox {} -r 16000 -c 1 out.wav`", shell_word(path))]
     Layout { path: PathBuf, reason: String },
     #[error("{path} is truncated: its header promises {promised} bytes of audio but only {present} are there; re-export or re-copy the file")]
     Truncated {
@@ -42,6 +42,29 @@ pub enum WavError {
     },
     #[error("{path} has no audio frames; give a WAV file with sound in it")]
     Empty { path: PathBuf },
+}
+
+/// `path` as one word a shell reads back as it is (quoted when it needs it),
+/// for the commands the errors suggest.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// "mono", "stereo" or "N channels".
+fn channels_text(n: u16) -> String {
+    match n {
+        1 => "mono".into(),
+        2 => "stereo".into(),
+        n => format!("{n} channels"),
+    }
 }
 
 /// A checked WAV file: the header is read and the data length matches the file.
@@ -105,8 +128,11 @@ impl WavInput {
             return Err(WavError::Unsupported {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "{} channels, {} Hz, {}-bit {:?}",
-                    spec.channels, spec.sample_rate, spec.bits_per_sample, spec.sample_format
+                    "{}, {} Hz, {}-bit {:?}",
+                    channels_text(spec.channels),
+                    spec.sample_rate,
+                    spec.bits_per_sample,
+                    spec.sample_format
                 ),
             });
         }

@@ -20,9 +20,10 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Print each transcript as a line as it arrives, and a [dropped: REASON]
-    /// line for speech that was not transcribed (--json: every event as JSON)
+    /// line for speech that was not transcribed (--json: every signal as JSON)
     Listen {
-        /// Every event as one JSON object per line
+        /// Every signal (speech started and ended, transcript, dropped,
+        /// error) as one JSON object per line
         #[arg(long)]
         json: bool,
         /// When sottod stops (a restart), wait for it to return instead of

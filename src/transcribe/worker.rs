@@ -280,8 +280,11 @@ impl<E: Engine> Worker<E> {
                 let deadline = self.deadline(&utterance);
                 let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
                 let expected_ms = (self.fastest_ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
+                // A stop is never judged by an estimate: unless its moment has
+                // come, the decode starts and is aborted if the moment comes
+                // first.
                 let now = now_ms();
-                if self.setup.stop.passed_at(now + expected_ms) {
+                if self.setup.stop.passed_at(now) {
                     log::info!("utterance {id}: dropped, sottod is stopping");
                     return emit(dropped(DropReason::Shutdown));
                 }
@@ -653,6 +656,18 @@ mod tests {
         r.stop.set(now_ms() - 1);
         assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Shutdown));
         assert_eq!(r.calls(), 0);
+    }
+
+    #[test]
+    fn a_stop_soon_does_not_drop_what_may_still_fit() {
+        // The fastest decode seen (0.5 ms per context frame: ~100 ms here)
+        // would end after the stop's moment, but estimates can be wrong: the
+        // decode runs, and it fits.
+        let mut r = rig(vec![Answer::Hear(words("in time"))], 5_000, 0.5);
+        r.stop.set(now_ms() + 20);
+        let events = r.close(utterance(3));
+        assert!(matches!(&events[..], [Event::Transcript(_)]), "{events:?}");
+        assert_eq!(r.calls(), 1);
     }
 
     #[test]

@@ -73,18 +73,40 @@ fn live_microphone_through_the_alsa_host() {
 }
 
 #[test]
+/// Also newcomer L9: a header, the default marked, and the devices that
+/// cannot open here (ALSA plugins without their backend) kept out of the
+/// table.
 fn list_devices_shows_the_virtual_microphone_with_its_format() {
     let mic = VirtualMic::start();
     let out = mic.sottod().arg("--list-devices").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("  NAME\tDEFAULT FORMAT\tDESCRIPTION"),
+        "{text}"
+    );
+    let rows: Vec<&str> = text
         .lines()
-        .find(|l| l.starts_with("pulseaudio:vmic.monitor\t"))
+        .skip(1)
+        .filter(|l| l.starts_with("* ") || l.starts_with("  "))
+        .collect();
+    let name = |l: &str| l[2..].split('\t').next().unwrap().to_owned();
+    let line = rows
+        .iter()
+        .find(|l| name(l) == "pulseaudio:vmic.monitor")
         .unwrap_or_else(|| panic!("no vmic.monitor in {text}"));
     assert!(line.contains("48000 Hz, 1 ch"), "{line}");
+    assert!(rows.iter().any(|l| name(l) == "alsa:default"), "{text}");
+    let defaults: Vec<&&str> = rows.iter().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(defaults.len(), 1, "one default, marked: {text}");
     assert!(
-        text.lines().any(|l| l.starts_with("alsa:default\t")),
+        text.contains("(* the default input, used without --device)"),
         "{text}"
+    );
+    assert!(
+        rows.iter().all(|l| !l.contains("no default config")),
+        "devices that cannot open are not in the table: {text}"
     );
 }
