@@ -46,7 +46,7 @@ test: test-setup lint
 	./scripts/bench.sh --smoke
 
 demo: setup
-	./scripts/demo.sh
+	SOTTO_ARGS="$(SOTTO_ARGS)" ./scripts/demo.sh
 
 bench: setup
 	./scripts/bench.sh

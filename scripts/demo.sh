@@ -43,7 +43,8 @@ export DBUS_SESSION_BUS_ADDRESS=$(echo "$bus" | sed -n 1p)
 pids+=("$(echo "$bus" | sed -n 2p)")
 
 echo "demo: starting sottod on the virtual microphone (vmic.monitor)"
-"$bin/sottod" -q --device vmic.monitor &
+# shellcheck disable=SC2086
+"$bin/sottod" -q --device vmic.monitor ${SOTTO_ARGS:-} &
 pids+=($!)
 # Wait until the microphone is open (the name is taken before the model loads).
 for _ in $(seq 300); do "$bin/sotto" status 2>/dev/null | grep -q '^state: listening' && break; sleep 0.1; done
@@ -60,4 +61,17 @@ for sentence in "turn on the kitchen lights" "what is the weather like tomorrow"
   sleep 1.5
 done
 sleep 1
-"$bin/sotto" status | grep -E '^(transcripts|latency_p50_ms|latency_max_ms):'
+stats=$("$bin/sotto" status)
+echo "$stats" | grep -E '^(transcripts|latency_p50_ms|latency_max_ms):'
+# Speech that was not transcribed is counted, never silent.
+count() { echo "$stats" | sed -n "s/^$1: //p"; }
+dropped=0
+for reason in deadline overload no_speech shutdown error; do
+  dropped=$((dropped + $(count "dropped_$reason")))
+done
+echo "dropped: $dropped (deadline $(count dropped_deadline), overload $(count dropped_overload), no-speech $(count dropped_no_speech))"
+if [ "$dropped" -gt 0 ]; then
+  echo "demo: $dropped sentence(s) not transcribed. deadline: the machine was too busy to transcribe in time" \
+       "(other programs use the CPU; give more time with SOTTO_ARGS=\"--max-latency-ms 10000\");" \
+       "no-speech: the model heard no words in it."
+fi

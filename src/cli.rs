@@ -170,7 +170,7 @@ pub struct Cli {
     pub json: bool,
 
     /// More log output on stderr (-v debug, transcript text included; -vv
-    /// also trace and the libraries' debug log: whisper.cpp, zbus, audio)
+    /// also sottod's trace and the debug messages of the libraries it uses)
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

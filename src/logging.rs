@@ -36,7 +36,7 @@ static LOGGER: StderrLogger = StderrLogger;
 
 /// Installs the logger: 0 (`-q`) errors only, 1 (default) warnings and info,
 /// 2 (`-v`) debug with transcript text, 3 (`-vv`) sottod's trace and the
-/// debug log of the libraries (whisper.cpp, zbus, the audio hosts).
+/// debug messages of the libraries it uses.
 pub fn init(verbosity: u8) {
     let level = match verbosity {
         0 => LevelFilter::Error,

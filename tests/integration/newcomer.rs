@@ -923,3 +923,65 @@ fn m3_m10_json_objects_match_and_no_pace_leaves_out_latency() {
     );
     assert!(t["decode_ms"].as_u64().is_some_and(|d| d > 0), "{t}");
 }
+
+#[test]
+/// L8: the help says what the code does: --threads auto, where the default
+/// model is looked for, -v and -vv, and that --max-latency-ms must be above
+/// --silence-ms.
+fn l8_help_matches_the_code() {
+    let bus = PrivateBus::start();
+    let help = run_of(sottod(&bus).arg("--help").output().unwrap()).stdout;
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "auto (the cores, at most 4",
+        "PREFIX/share/sotto/models/ggml-tiny.en.bin when installed (PREFIX: the executable's, /usr/local, /usr)",
+        "-v debug, transcript text included; -vv also sottod's trace",
+        "Must be above --silence-ms",
+    ] {
+        assert!(flat.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[test]
+/// M1 (the demo's part): `make demo`'s script shows what was heard and, in
+/// its summary, how many sentences were dropped and why, so a loss under
+/// load is never silent.
+fn m1_the_demo_counts_what_it_dropped() {
+    model_path();
+    let child = std::process::Command::new("scripts/demo.sh")
+        .current_dir(project_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = wait_output(child, Duration::from_secs(120));
+    assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
+    let heard = run
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("heard:"))
+        .count();
+    let dropped_line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dropped: "))
+        .unwrap_or_else(|| panic!("a dropped count in the summary:\n{}", run.stdout));
+    let dropped: usize = dropped_line["dropped: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped_line.contains("(deadline "), "{dropped_line}");
+    // Every sentence is accounted for: heard, or dropped (and then said so,
+    // in listen's line and in the hint).
+    assert_eq!(
+        heard, 3,
+        "three sentences heard or shown as dropped:\n{}",
+        run.stdout
+    );
+    if dropped > 0 {
+        assert!(run.stdout.contains("[dropped: "), "{}", run.stdout);
+        assert!(run.stdout.contains("not transcribed"), "{}", run.stdout);
+    }
+}
