@@ -32,11 +32,7 @@ fn h1_h2_a_long_and_a_double_pause_on_a_file_lose_nothing() {
         s.say(text).silence(1.5);
     }
     s.write(&wav);
-    let mut daemon = LiveDaemon::spawn({
-        let mut c = sottod(&bus);
-        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-        c
-    });
+    let mut daemon = file_daemon(&bus, &wav, &[]);
     bus.wait_for_name();
     let first = daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(30));
     bus.call("Pause");
@@ -72,6 +68,14 @@ fn h1_h2_a_long_and_a_double_pause_on_a_file_lose_nothing() {
         assert!(e["latency_ms"].as_u64().unwrap() < 3000, "{e}");
     }
     utterances(&events);
+}
+
+/// sottod on `bus` playing `wav` paced with `--json` and `extra`.
+fn file_daemon(bus: &PrivateBus, wav: &Path, extra: &[&str]) -> LiveDaemon {
+    let mut c = sottod(bus);
+    c.args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .args(extra);
+    LiveDaemon::spawn(c)
 }
 
 /// `sotto listen` with `args`, its stdout lines as they come.
@@ -115,12 +119,7 @@ fn m1_plain_listen_prints_a_line_for_a_drop() {
     s.silence(1.5).say("open the window").silence(3.0);
     let wav = dir.path().join("s.wav");
     s.write(&wav);
-    let mut daemon = LiveDaemon::spawn({
-        let mut c = sottod(&bus);
-        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-        c.args(["--max-latency-ms", "1000"]);
-        c
-    });
+    let mut daemon = file_daemon(&bus, &wav, &["--max-latency-ms", "1000"]);
     bus.wait_for_name();
     let (listener, lines) = line_listener(&bus, &[]);
     daemon.wait_event(|e| e["event"] == "speech_started", Duration::from_secs(30));
@@ -164,11 +163,7 @@ fn m4_listen_into_head_exits_quietly() {
     }
     let wav = dir.path().join("s.wav");
     s.write(&wav);
-    let daemon = LiveDaemon::spawn({
-        let mut c = sottod(&bus);
-        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-        c
-    });
+    let daemon = file_daemon(&bus, &wav, &[]);
     bus.wait_for_name();
     let script = format!(
         "{} listen 2>\"$0\" | head -n1; echo \"rc=${{PIPESTATUS[0]}}\"",
@@ -285,9 +280,7 @@ fn l11_listen_wait_survives_a_restart() {
     let speech = dir.path().join("speech.wav");
     spoken.write(&speech);
     let start = |wav: &Path| {
-        let mut c = sottod(&bus);
-        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-        let mut d = LiveDaemon::spawn(c);
+        let mut d = file_daemon(&bus, wav, &[]);
         d.wait_log("ready", Duration::from_secs(60));
         d
     };
@@ -568,11 +561,7 @@ fn m9_speech_open_at_sigterm_is_transcribed_every_time() {
     s.write(&wav);
     for run in 1..=5 {
         let bus = PrivateBus::start();
-        let mut daemon = LiveDaemon::spawn({
-            let mut c = sottod(&bus);
-            c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-            c
-        });
+        let mut daemon = file_daemon(&bus, &wav, &[]);
         let started =
             daemon.wait_event(|e| e["event"] == "speech_started", Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(1200));
@@ -868,11 +857,7 @@ fn m3_m10_json_objects_match_and_no_pace_leaves_out_latency() {
         .silence(1.5);
     let wav = dir.path().join("s.wav");
     s.write(&wav);
-    let mut daemon = LiveDaemon::spawn({
-        let mut c = sottod(&bus);
-        c.args(["--input-file", wav.to_str().unwrap(), "--json"]);
-        c
-    });
+    let mut daemon = file_daemon(&bus, &wav, &[]);
     bus.wait_for_name();
     let (listener, lines) = line_listener(&bus, &["--json"]);
     let run = {
