@@ -7,7 +7,6 @@ use crate::audio::device::DeviceSelector;
 use crate::cli::{BusArg, Cli, EndOfSpeechArg};
 use crate::dsp::segmenter::SegmenterSettings;
 use crate::endpoint::EndOfSpeech;
-use crate::transcribe::ThreadPolicy;
 
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +39,8 @@ pub struct Config {
     pub input: Input,
     pub model: PathBuf,
     pub language: String,
-    pub threads: ThreadPolicy,
+    /// Threads per decode (`--threads`, or `auto`: the cores, at most 4).
+    pub threads: usize,
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
     pub bus: BusKind,
@@ -89,7 +89,7 @@ fn non_negative(flag: &str, value: i64, unit: &str) -> Result<u64, ConfigError> 
 /// The threads a decode gets by default (`--threads auto`): the cores, at
 /// most 4; see [`crate::transcribe::threads`] for the measurements.
 pub fn default_threads() -> usize {
-    ThreadPolicy::auto().count()
+    crate::transcribe::threads::auto_threads()
 }
 
 /// Is `code` the ISO 639-1 code of one of Whisper's languages? (whisper.cpp
@@ -174,9 +174,9 @@ impl Config {
             }
         }
         let threads = match cli.threads.trim() {
-            "auto" => ThreadPolicy::auto(),
+            "auto" => default_threads(),
             n => match n.parse::<i64>() {
-                Ok(n) if (1..=64).contains(&n) => ThreadPolicy::Fixed(n as usize),
+                Ok(n) if (1..=64).contains(&n) => n as usize,
                 _ => {
                     return Err(ConfigError(format!(
                         "--threads must be auto or a number from 1 to 64, got {:?}; leave it out for auto",
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn threads_are_auto_unless_given() {
-        assert_eq!(config(&[]).threads, ThreadPolicy::auto());
-        assert_eq!(config(&["--threads", "3"]).threads, ThreadPolicy::Fixed(3));
+        assert_eq!(config(&[]).threads, default_threads());
+        assert_eq!(config(&["--threads", "3"]).threads, 3);
     }
 }

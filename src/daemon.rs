@@ -406,7 +406,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (model, language, threads) = (
         config.model.clone(),
         config.language.clone(),
-        config.threads.count(),
+        config.threads,
     );
     let decoder = on_a_thread("model-load", move || {
         Decoder::load(&model, &language, threads)

@@ -11,5 +11,4 @@ pub use decoder::{
     audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
 pub use judge::{judge, Decoded, Heard};
-pub use threads::ThreadPolicy;
 pub use worker::{Engine, Transcriber, TranscriberCounters, TranscriberSetup};

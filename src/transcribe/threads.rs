@@ -12,34 +12,13 @@
 //! bench step shows the same on the daemon). Every core helps, loaded
 //! or not, so the automatic choice is simply the cores, at most 4.
 
-/// `--threads`: a fixed count, or the automatic choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThreadPolicy {
-    /// Always this many.
-    Fixed(usize),
-    /// The machine's cores, at most `max`.
-    Auto { max: usize },
-}
-
-impl ThreadPolicy {
-    /// The automatic choice for this machine: its cores, at most 4 (more
-    /// never helped tiny or base).
-    pub fn auto() -> Self {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        ThreadPolicy::Auto {
-            max: cores.clamp(1, 4),
-        }
-    }
-
-    /// Threads for a decode.
-    pub fn count(self) -> usize {
-        match self {
-            ThreadPolicy::Fixed(n) => n,
-            ThreadPolicy::Auto { max } => max,
-        }
-    }
+/// `--threads auto`: the machine's cores, at most 4 (more never helped tiny
+/// or base).
+pub fn auto_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
 }
 
 /// The environment variable that bounds how long an OpenMP thread spins at a
@@ -92,10 +71,8 @@ mod tests {
 
     #[test]
     fn auto_is_the_cores_within_its_ceiling() {
-        assert_eq!(ThreadPolicy::Auto { max: 2 }.count(), 2);
         let cores = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(ThreadPolicy::auto().count(), cores.clamp(1, 4));
-        assert_eq!(ThreadPolicy::Fixed(3).count(), 3);
+        assert_eq!(auto_threads(), cores.clamp(1, 4));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use crossbeam_channel::Receiver;
 
 use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
 use super::judge::{judge, Heard};
-use super::threads::ThreadPolicy;
 use crate::endpoint::{completeness, Completeness, EndHint};
 use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
 use crate::pipeline::{
@@ -63,7 +62,7 @@ pub struct TranscriberSetup {
     /// Set by the event loop when the daemon stops.
     pub stop: StopDeadline,
     /// Threads per decode.
-    pub threads: ThreadPolicy,
+    pub threads: usize,
     /// Where the verdict on each speculative decode goes (the segmenter reads it).
     pub end_hint: EndHint,
     /// The spoken language, for the completeness rule.
@@ -223,7 +222,7 @@ impl<E: Engine> Worker<E> {
         keep_going: &(dyn Fn() -> bool + Sync),
     ) -> Outcome {
         let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
-        let threads = self.setup.threads.count();
+        let threads = self.setup.threads;
         let started_ms = now_ms();
         let started = Instant::now();
         let result = self.engine.hear(
@@ -449,7 +448,7 @@ mod tests {
             counters: Arc::default(),
             speculation: speculation.clone(),
             stop: stop.clone(),
-            threads: ThreadPolicy::Fixed(1),
+            threads: 1,
             end_hint: EndHint::default(),
             language: "en".into(),
         };

@@ -99,7 +99,7 @@ fn the_whisper_thread_exits_when_its_queue_closes() {
             counters: Arc::new(TranscriberCounters::default()),
             speculation: Default::default(),
             stop: Default::default(),
-            threads: sotto::transcribe::ThreadPolicy::Fixed(2),
+            threads: 2,
             end_hint: Default::default(),
             language: "en".into(),
         },
