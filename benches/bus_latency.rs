@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use sotto::bus::Service;
+use sotto::bus::{Served, Service};
 use sotto::config::BusKind;
 use sotto::event::{Event, Transcript};
 
@@ -89,11 +89,15 @@ fn main() {
         )));
         let service = Service::start(
             BusKind::Session,
-            "bench".into(),
-            "none".into(),
-            "en".into(),
-            Default::default(),
-            stats,
+            Served {
+                device: "bench".into(),
+                model: "none".into(),
+                language: "en".into(),
+                mode: "always",
+                source: Default::default(),
+                stats,
+                listeners: Default::default(),
+            },
         )
         .await
         .unwrap();

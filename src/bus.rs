@@ -6,6 +6,10 @@
 //! (nothing is computed per call). No method waits for the event loop. Every
 //! method call is first charged to its sender's budget ([`crate::ratelimit`]).
 //! The event loop owns the connection and is the only publisher of signals.
+//! `Listen` waits on a channel the event loop answers ([`crate::listen`]);
+//! since a method holds the object (shared) while it runs, the loop updates
+//! properties through shared access too (the values sit behind their own
+//! locks), so a pending `Listen` never holds up a property change.
 
 use std::collections::HashMap;
 
@@ -23,6 +27,7 @@ use zbus::{OwnedVariant, Variant};
 use crate::audio::{Reply, SourceCommand, SourceControl};
 use crate::config::BusKind;
 use crate::event::{Event, State};
+use crate::listen::{Listeners, Unheard};
 use crate::ratelimit::{RateLimiter, Verdict, CALLS_PER_SECOND};
 use crate::stats::Stats;
 
@@ -41,16 +46,88 @@ pub enum BusError {
     Refused { bus: &'static str, reason: String },
 }
 
-/// The exported object: property values, the way to the source and the
-/// shared statistics. Its methods never wait for the event loop: zbus holds the
-/// object while a method runs, and the loop needs it to update properties.
-/// Pause and Resume wait for the source thread itself, which answers without
-/// the loop.
+/// The errors of sottod's own methods (`org.sotto.Sotto1.Error.*`).
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.sotto.Sotto1.Error")]
+pub enum SottoError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// `Listen`: no utterance started within the timeout.
+    Timeout(String),
+    /// `Listen`: the utterance was dropped (the reason is in the message).
+    Dropped(String),
+}
+
+/// What a method of sottod's own may fail with: its errors, or the bus's
+/// standard ones (`LimitsExceeded`, `InvalidArgs`, `Failed`), each under
+/// its own name.
+#[derive(Debug)]
+pub enum MethodError {
+    Bus(zbus::fdo::Error),
+    Sotto(SottoError),
+}
+
+impl From<zbus::fdo::Error> for MethodError {
+    fn from(e: zbus::fdo::Error) -> Self {
+        MethodError::Bus(e)
+    }
+}
+
+impl From<SottoError> for MethodError {
+    fn from(e: SottoError) -> Self {
+        MethodError::Sotto(e)
+    }
+}
+
+impl From<zbus::Error> for MethodError {
+    fn from(e: zbus::Error) -> Self {
+        MethodError::Bus(e.into())
+    }
+}
+
+impl zbus::DBusError for MethodError {
+    fn create_reply(&self, call: &Header<'_>) -> zbus::Result<zbus::Message> {
+        match self {
+            MethodError::Bus(e) => e.create_reply(call),
+            MethodError::Sotto(e) => e.create_reply(call),
+        }
+    }
+
+    fn name(&self) -> zbus::names::ErrorName<'_> {
+        match self {
+            MethodError::Bus(e) => e.name(),
+            MethodError::Sotto(e) => e.name(),
+        }
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            MethodError::Bus(e) => e.description(),
+            MethodError::Sotto(e) => e.description(),
+        }
+    }
+}
+
+/// Locks a value the object shares with the event loop (plain values: a
+/// panic elsewhere cannot leave one torn).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The exported object: property values, the way to the source, the
+/// `Listen` waiters and the shared statistics. zbus holds the object (shared)
+/// while a method runs, so the event loop changes the properties through
+/// their own locks, never by taking the object exclusively: no method, not
+/// even a long `Listen`, holds up a property change. Pause and Resume wait
+/// for the source thread itself, which answers without the loop.
 pub struct Sotto1 {
-    state: State,
-    device: String,
+    state: Mutex<State>,
+    device: Mutex<String>,
     model: String,
     language: String,
+    mode: &'static str,
+    /// Callers of `Listen`; the event loop answers them.
+    listeners: Arc<Mutex<Listeners>>,
     /// The source's command queue; the pipeline opens and closes it.
     source: SourceControl,
     /// Written by the event loop, read by `GetStats`; held only to copy.
@@ -118,6 +195,63 @@ async fn ask(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbu
 
 #[interface(name = "org.sotto.Sotto1")]
 impl Sotto1 {
+    /// Waits for the next utterance that starts within `timeout_ms` and
+    /// returns its id and text (in wake mode it need not begin with the
+    /// phrase; one that does has it stripped). Fails with
+    /// `org.sotto.Sotto1.Error.Timeout` when none starts in time, and with
+    /// `org.sotto.Sotto1.Error.Dropped` (the reason in the message) when the
+    /// utterance gives no transcript. Several callers may wait at once; each
+    /// gets the same utterance.
+    #[zbus(out_args("id", "text"))]
+    async fn listen(
+        &self,
+        timeout_ms: u32,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(u64, String), MethodError> {
+        self.admit(&header).await?;
+        if timeout_ms == 0 {
+            return Err(zbus::fdo::Error::InvalidArgs(
+                "timeout_ms must be greater than 0: it is how long to wait for speech to start, e.g. 5000".into(),
+            )
+            .into());
+        }
+        let Some(mut ticket) = lock(&self.listeners).add() else {
+            return Err(zbus::fdo::Error::LimitsExceeded(format!(
+                "{} callers are already waiting in Listen; try again later",
+                crate::listen::MAX_WAITING
+            ))
+            .into());
+        };
+        let timeout = tokio::time::sleep(Duration::from_millis(timeout_ms.into()));
+        tokio::pin!(timeout);
+        let answer = tokio::select! {
+            answer = &mut ticket.answer => answer,
+            () = &mut timeout => {
+                if lock(&self.listeners).give_up(ticket.token) {
+                    return Err(SottoError::Timeout(format!(
+                        "no speech started within {timeout_ms} ms"
+                    ))
+                    .into());
+                }
+                // An utterance started in time: wait for its end.
+                ticket.answer.await
+            }
+        };
+        match answer {
+            Ok(Ok(heard)) => Ok(heard),
+            Ok(Err(Unheard::Dropped(reason))) => {
+                Err(
+                    SottoError::Dropped(format!("{}: {}", reason.as_str(), reason.explain()))
+                        .into(),
+                )
+            }
+            Ok(Err(Unheard::Stopped)) | Err(_) => Err(zbus::fdo::Error::Failed(
+                "sottod stopped before an utterance ended".into(),
+            )
+            .into()),
+        }
+    }
+
     /// Stops listening and releases the microphone; returns once the
     /// recording stream is closed.
     async fn pause(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<()> {
@@ -135,7 +269,9 @@ impl Sotto1 {
     /// Counters, latency percentiles, decode real-time factor and uptime;
     /// `early_closes` (utterances the adaptive end of speech closed before
     /// --silence-ms) and `early_closes_resumed` (of those, followed by speech
-    /// within --silence-ms); `calls_limited`: method calls refused for their
+    /// within --silence-ms); `woken` and `dropped_not_addressed` (wake mode:
+    /// utterances that began with the phrase, and those that did not);
+    /// `calls_limited`: method calls refused for their
     /// sender's rate. Every method is limited per sender (20 calls a second,
     /// bursts of 40); over that it fails with
     /// `org.freedesktop.DBus.Error.LimitsExceeded`.
@@ -157,6 +293,8 @@ impl Sotto1 {
         put("dropped_no_speech", s.dropped_no_speech.into());
         put("dropped_shutdown", s.dropped_shutdown.into());
         put("dropped_error", s.dropped_error.into());
+        put("dropped_not_addressed", s.dropped_not_addressed.into());
+        put("woken", s.woken.into());
         put("frames_captured", s.frames_captured.into());
         put("frames_lost", s.frames_lost.into());
         put("early_closes", s.early_closes.into());
@@ -177,13 +315,20 @@ impl Sotto1 {
     /// `no-device`.
     #[zbus(property)]
     async fn state(&self) -> String {
-        self.state.as_str().to_string()
+        lock(&self.state).as_str().to_string()
     }
 
     /// The capture device (`host:id`), or `file:PATH` for `--input-file`.
     #[zbus(property)]
     async fn device(&self) -> String {
-        self.device.clone()
+        lock(&self.device).clone()
+    }
+
+    /// Which utterances are published: `always` (every one) or `wake` (those
+    /// that begin with the wake phrase).
+    #[zbus(property)]
+    async fn mode(&self) -> String {
+        self.mode.to_string()
     }
 
     /// The model file's path.
@@ -208,6 +353,11 @@ impl Sotto1 {
     #[zbus(signal)]
     async fn speech_ended(emitter: &SignalEmitter<'_>, id: u64, end_ms: u64) -> zbus::Result<()>;
 
+    /// Wake mode: utterance `id` began with the wake phrase; its transcript
+    /// (the phrase stripped, empty for the phrase alone) follows.
+    #[zbus(signal)]
+    async fn woken(emitter: &SignalEmitter<'_>, id: u64) -> zbus::Result<()>;
+
     #[zbus(signal)]
     #[allow(clippy::too_many_arguments)]
     async fn transcript(
@@ -222,8 +372,10 @@ impl Sotto1 {
 
     /// An utterance that gives no transcript, with why: `deadline` (it could
     /// not be published within --max-latency-ms), `overload` (the queue was
-    /// full), `no-speech` (no words in it), `shutdown` (sottod stopped first)
-    /// or `error` (the speech engine failed; an `Error` of kind `engine` says how).
+    /// full), `no-speech` (no words in it), `shutdown` (sottod stopped first),
+    /// `error` (the speech engine failed; an `Error` of kind `engine` says how)
+    /// or `not-addressed` (wake mode: it did not begin with the wake phrase;
+    /// its text goes nowhere).
     #[zbus(signal)]
     async fn dropped(emitter: &SignalEmitter<'_>, id: u64, reason: &str) -> zbus::Result<()>;
 
@@ -239,25 +391,32 @@ pub struct Service {
     iface: InterfaceRef<Sotto1>,
 }
 
+/// What the service serves.
+pub struct Served {
+    /// The `Device` property until a device is opened.
+    pub device: String,
+    pub model: String,
+    pub language: String,
+    pub mode: &'static str,
+    pub source: SourceControl,
+    pub stats: Arc<Mutex<Stats>>,
+    pub listeners: Arc<Mutex<Listeners>>,
+}
+
 impl Service {
     /// Connects, exports the object and takes the name (refusing to queue
     /// behind another instance).
-    pub async fn start(
-        bus: BusKind,
-        device: String,
-        model: String,
-        language: String,
-        source: SourceControl,
-        stats: Arc<Mutex<Stats>>,
-    ) -> Result<Self, BusError> {
+    pub async fn start(bus: BusKind, served: Served) -> Result<Self, BusError> {
         let name = bus.as_str();
         let object = Sotto1 {
-            state: State::Starting,
-            device,
-            model,
-            language,
-            source,
-            stats,
+            state: Mutex::new(State::Starting),
+            device: Mutex::new(served.device),
+            model: served.model,
+            language: served.language,
+            mode: served.mode,
+            listeners: served.listeners,
+            source: served.source,
+            stats: served.stats,
             limiter: Mutex::default(),
             calls_limited: AtomicU64::new(0),
         };
@@ -310,6 +469,7 @@ impl Service {
                 Sotto1::speech_started(e, *id, *start_ms).await
             }
             Event::SpeechEnded { id, end_ms } => Sotto1::speech_ended(e, *id, *end_ms).await,
+            Event::Woken { id } => Sotto1::woken(e, *id).await,
             Event::Transcript(t) => {
                 let latency = u32::try_from(latency_ms).unwrap_or(u32::MAX);
                 Sotto1::transcript(
@@ -334,9 +494,16 @@ impl Service {
 
     /// Sets the `Device` property and emits `PropertiesChanged` when it changes.
     pub async fn set_device(&self, device: &str) {
-        let mut iface = self.iface.get_mut().await;
-        if iface.device != device {
-            iface.device = device.to_string();
+        let iface = self.iface.get().await;
+        let changed = {
+            let mut current = lock(&iface.device);
+            let changed = *current != device;
+            if changed {
+                *current = device.to_string();
+            }
+            changed
+        };
+        if changed {
             if let Err(err) = iface.device_changed(self.iface.signal_emitter()).await {
                 log::warn!("D-Bus PropertiesChanged not sent: {err}");
             }
@@ -345,9 +512,9 @@ impl Service {
 
     /// Sets the `State` property and emits `PropertiesChanged` when it changes.
     pub async fn set_state(&self, state: State) {
-        let mut iface = self.iface.get_mut().await;
-        if iface.state != state {
-            iface.state = state;
+        let iface = self.iface.get().await;
+        let changed = std::mem::replace(&mut *lock(&iface.state), state) != state;
+        if changed {
             if let Err(err) = iface.state_changed(self.iface.signal_emitter()).await {
                 log::warn!("D-Bus PropertiesChanged not sent: {err}");
             }
@@ -379,6 +546,9 @@ pub mod client {
         NotRunning(&'static str),
         #[error("sottod refused: {0}")]
         Call(String),
+        /// `Listen` heard nothing it could return (a timeout, a drop).
+        #[error("{0}")]
+        Unheard(String),
     }
 
     #[zbus::proxy(
@@ -390,6 +560,9 @@ pub mod client {
         fn pause(&self) -> zbus::Result<()>;
         fn resume(&self) -> zbus::Result<()>;
         fn get_stats(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
+        fn listen(&self, timeout_ms: u32) -> zbus::Result<(u64, String)>;
+        #[zbus(property)]
+        fn mode(&self) -> zbus::Result<String>;
         #[zbus(property)]
         fn state(&self) -> zbus::Result<String>;
         #[zbus(property)]
@@ -468,6 +641,29 @@ pub mod client {
         .map_err(call_err)
     }
 
+    /// `Listen(timeout_ms)`: the text of the next utterance that starts in time.
+    pub async fn once(bus: BusKind, timeout_ms: u32) -> Result<String, ClientError> {
+        let conn = connect(bus).await?;
+        let proxy = Sotto1Proxy::new(&conn).await.map_err(call_err)?;
+        match proxy.listen(timeout_ms).await {
+            Ok((_, text)) => Ok(text),
+            Err(zbus::Error::MethodError(name, msg, _))
+                if name.as_str() == "org.sotto.Sotto1.Error.Timeout" =>
+            {
+                Err(ClientError::Unheard(msg.unwrap_or_default()))
+            }
+            Err(zbus::Error::MethodError(name, msg, _))
+                if name.as_str() == "org.sotto.Sotto1.Error.Dropped" =>
+            {
+                Err(ClientError::Unheard(format!(
+                    "dropped: {}",
+                    msg.unwrap_or_default()
+                )))
+            }
+            Err(e) => Err(call_err(e)),
+        }
+    }
+
     /// State, device, model, language and every statistic, one per line.
     pub async fn status(bus: BusKind) -> Result<String, ClientError> {
         let conn = connect(bus).await?;
@@ -488,6 +684,10 @@ pub mod client {
         out.push_str(&format!(
             "language: {}\n",
             proxy.language().await.map_err(call_err)?
+        ));
+        out.push_str(&format!(
+            "mode: {}\n",
+            proxy.mode().await.map_err(call_err)?
         ));
         let stats = proxy.get_stats().await.map_err(call_err)?;
         let mut keys: Vec<_> = stats.keys().cloned().collect();
@@ -561,6 +761,8 @@ pub mod client {
             return event.to_json(Some(latency_ms)).map(|v| v.to_string());
         }
         match event {
+            // The wake phrase said alone: nothing to print.
+            Event::Transcript(t) if t.text.is_empty() => None,
             Event::Transcript(t) => Some(t.text),
             Event::Error { kind, message } => Some(format!("[{kind}] {message}")),
             Event::Dropped { id, reason } => Some(format!(
@@ -585,6 +787,10 @@ pub mod client {
             "SpeechEnded" => {
                 let (id, end_ms): (u64, u64) = body.deserialize().ok()?;
                 Event::SpeechEnded { id, end_ms }
+            }
+            "Woken" => {
+                let id: u64 = body.deserialize().ok()?;
+                Event::Woken { id }
             }
             "Transcript" => {
                 let (id, text, start_ms, end_ms, confidence, latency_ms): (

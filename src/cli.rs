@@ -23,6 +23,16 @@ pub enum EndOfSpeechArg {
     Fixed,
 }
 
+/// `--mode` (resolved to [`crate::config::Mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Every utterance is transcribed and published.
+    Always,
+    /// Only utterances that begin with --wake-phrase are published (the
+    /// phrase stripped); the others end as Dropped "not-addressed".
+    Wake,
+}
+
 /// sottod — on-device speech-to-text daemon.
 ///
 /// Listens to a microphone, finds speech, transcribes it locally with
@@ -160,6 +170,28 @@ pub struct Cli {
         default_value_t = 5_000
     )]
     pub max_latency_ms: i64,
+
+    /// Which utterances are published: always (every one) or wake (only
+    /// those that begin with --wake-phrase) [default: always, or wake with
+    /// --wake-phrase]
+    #[arg(long, env = "SOTTO_MODE", value_enum)]
+    pub mode: Option<ModeArg>,
+
+    /// The words that address sottod (implies --mode wake), matched however
+    /// Whisper spells and punctuates them and stripped from the published
+    /// text; said alone, they open a follow-up window (--follow-up-ms)
+    #[arg(long, env = "SOTTO_WAKE_PHRASE", value_name = "TEXT")]
+    pub wake_phrase: Option<String>,
+
+    /// After the wake phrase said alone: the next utterance that starts within
+    /// this many milliseconds of its end is published whole
+    #[arg(
+        long,
+        env = "SOTTO_FOLLOW_UP_MS",
+        value_name = "MS",
+        default_value_t = 4_000
+    )]
+    pub follow_up_ms: i64,
 
     /// Bus to publish on
     #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::audio::device::DeviceSelector;
-use crate::cli::{BusArg, Cli, EndOfSpeechArg};
+use crate::cli::{BusArg, Cli, EndOfSpeechArg, ModeArg};
 use crate::dsp::segmenter::SegmenterSettings;
 use crate::endpoint::EndOfSpeech;
+use crate::wake::WakePhrase;
 
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,29 @@ impl BusKind {
     }
 }
 
+/// Which utterances are published (`--mode`, the `Mode` property).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Every one.
+    Always,
+    /// Those that begin with the phrase, or start within `follow_up_ms` of
+    /// the end of the phrase said alone.
+    Wake {
+        phrase: WakePhrase,
+        follow_up_ms: u64,
+    },
+}
+
+impl Mode {
+    /// The mode as the `Mode` property names it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Always => "always",
+            Mode::Wake { .. } => "wake",
+        }
+    }
+}
+
 /// Everything the daemon needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +68,7 @@ pub struct Config {
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
     pub bus: BusKind,
+    pub mode: Mode,
     pub json: bool,
     /// 0 errors only, 1 warnings and info (default), 2 debug (transcript text
     /// included), 3 trace.
@@ -225,6 +250,24 @@ impl Config {
                 .find(|p| p.is_file())
                 .unwrap_or_else(|| Path::new("models").join(DEFAULT_MODEL_FILE)),
         };
+        let follow_up_ms = positive("--follow-up-ms", cli.follow_up_ms, "ms")?;
+        let mode = match (cli.mode, &cli.wake_phrase) {
+            (None | Some(ModeArg::Wake), Some(text)) => Mode::Wake {
+                phrase: WakePhrase::new(text).map_err(ConfigError)?,
+                follow_up_ms,
+            },
+            (Some(ModeArg::Wake), None) => {
+                return Err(ConfigError(
+                    "--mode wake needs --wake-phrase; give the words that address sottod, e.g. --wake-phrase \"hey computer\"".into(),
+                ))
+            }
+            (Some(ModeArg::Always), Some(_)) => {
+                return Err(ConfigError(
+                    "--wake-phrase needs --mode wake, but --mode is always; leave --mode out (the phrase implies wake), or leave the phrase out".into(),
+                ))
+            }
+            (None | Some(ModeArg::Always), None) => Mode::Always,
+        };
         let verbosity = if cli.quiet { 0 } else { 1 + cli.verbose };
         Ok(Config {
             input,
@@ -246,6 +289,7 @@ impl Config {
                 BusArg::Session => BusKind::Session,
                 BusArg::System => BusKind::System,
             },
+            mode,
             json: cli.json,
             verbosity,
         })
@@ -279,6 +323,35 @@ mod tests {
         assert_eq!(s.max_silence_ms, 700, "below the latency bound");
         let s = config(&["--language", "de", "--model", "x.bin"]).segmenter;
         assert_eq!(s.end_of_speech, EndOfSpeech::Fixed, "no German word lists");
+    }
+
+    #[test]
+    fn a_wake_phrase_implies_wake_mode() {
+        assert_eq!(config(&[]).mode, Mode::Always);
+        let Mode::Wake {
+            phrase,
+            follow_up_ms,
+        } = config(&["--wake-phrase", "Hey Computer"]).mode
+        else {
+            panic!("wake mode")
+        };
+        assert_eq!((phrase.as_str(), follow_up_ms), ("Hey Computer", 4_000));
+        let mode = config(&[
+            "--mode",
+            "wake",
+            "--wake-phrase",
+            "jarvis",
+            "--follow-up-ms",
+            "2500",
+        ])
+        .mode;
+        assert!(matches!(
+            mode,
+            Mode::Wake {
+                follow_up_ms: 2_500,
+                ..
+            }
+        ));
     }
 
     #[test]

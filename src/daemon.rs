@@ -14,15 +14,18 @@ use anyhow::Context as _;
 use crate::audio::device::{find_device, DeviceSelector};
 use crate::audio::wav::WavInput;
 use crate::audio::{SourceControl, SourceHandle, SourceInput, STREAM_QUEUE};
-use crate::bus::Service;
+use crate::bus::{Served, Service};
+use crate::config::Mode;
 use crate::config::{Config, Input};
 use crate::dsp::Dsp;
 use crate::endpoint::EndHint;
 use crate::event::{DropReason, Event, EventSender, State, Transcript};
+use crate::listen::{Listeners, Unheard};
 use crate::notify::Notifier;
 use crate::pipeline::{now_ms, Speculation, StopDeadline, WorkerThread};
 use crate::stats::{lock, SharedCounters, Stats};
 use crate::transcribe::{Decoder, Transcriber, TranscriberSetup};
+use crate::wake::{Verdict, WakeRule};
 
 /// Events waiting for the event loop. Small: the loop only formats and sends.
 const EVENT_QUEUE: usize = 256;
@@ -47,6 +50,10 @@ struct Publisher {
     stats: Arc<Mutex<Stats>>,
     source_state: State,
     hearing: bool,
+    /// Callers of `Listen`, shared with the D-Bus object.
+    listeners: Arc<Mutex<Listeners>>,
+    /// Wake mode: which transcripts are addressed.
+    wake: Option<WakeRule>,
     /// Utterances started and not yet ended by a transcript or a drop, with
     /// whether their `SpeechEnded` was published: what a stop that cannot wait
     /// for the workers must still end, so the invariant holds on every path.
@@ -81,37 +88,86 @@ impl Publisher {
         }
     }
 
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        // Plain bookkeeping: a panic elsewhere cannot leave it torn.
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wake mode: is transcript `t` addressed? `Some` with the text to
+    /// publish (the phrase stripped; `Woken` already published), `None` when
+    /// it is not (its text then goes nowhere). A `Listen` caller waiting for
+    /// it addresses it too.
+    async fn address(&mut self, mut t: Transcript) -> Option<Transcript> {
+        let Some(rule) = &mut self.wake else {
+            return Some(t);
+        };
+        match rule.judge(&t.text, t.start_ms, t.end_ms) {
+            Verdict::Woken { text } => {
+                t.text = text;
+                lock(&self.stats).woken += 1;
+                log::info!("utterance {}: woken", t.id);
+                self.emit(Event::Woken { id: t.id }, 0).await;
+                Some(t)
+            }
+            Verdict::FollowUp => {
+                log::info!("utterance {}: follows the wake phrase", t.id);
+                Some(t)
+            }
+            Verdict::NotAddressed if self.listeners().claims(t.id) => Some(t),
+            Verdict::NotAddressed => None,
+        }
+    }
+
+    /// Publishes an event from a worker: a transcript is first addressed
+    /// (wake mode) and held to its latency bound.
     async fn publish(&mut self, event: Event) {
         let mut latency_ms = 0;
         let event = match event {
-            Event::Transcript(t) => match bound_latency(t, now_ms(), self.max_latency_ms) {
-                Ok((t, latency)) => {
-                    latency_ms = latency;
-                    lock(&self.stats).record_transcript(latency_ms);
-                    log::info!(
-                        "utterance {}: transcript, latency {latency_ms} ms, decode {} ms",
-                        t.id,
-                        t.decode_ms()
-                    );
-                    Event::Transcript(t)
-                }
-                Err(late) => late,
+            Event::Transcript(t) => match self.address(t.clone()).await {
+                None => Event::Dropped {
+                    id: t.id,
+                    reason: DropReason::NotAddressed,
+                },
+                Some(t) => match bound_latency(t, now_ms(), self.max_latency_ms) {
+                    Ok((t, latency)) => {
+                        latency_ms = latency;
+                        lock(&self.stats).record_transcript(latency_ms);
+                        log::info!(
+                            "utterance {}: transcript, latency {latency_ms} ms, decode {} ms",
+                            t.id,
+                            t.decode_ms()
+                        );
+                        log::debug!("utterance {}: {:?}", t.id, t.text);
+                        Event::Transcript(t)
+                    }
+                    Err(late) => late,
+                },
             },
             other => other,
         };
+        self.emit(event, latency_ms).await;
+    }
+
+    /// Sends an event everywhere it goes: `Listen` callers, the bus, the
+    /// properties, stdout with `--json`, the statistics.
+    async fn emit(&mut self, event: Event, latency_ms: u64) {
         match &event {
             Event::SpeechStarted { id, .. } => {
                 self.open.insert(*id, false);
+                self.listeners().started(*id);
             }
             Event::SpeechEnded { id, .. } => {
                 self.open.insert(*id, true);
             }
             Event::Transcript(t) => {
                 self.open.remove(&t.id);
+                self.listeners().finished(t.id, Ok((t.id, t.text.clone())));
             }
             Event::Dropped { id, reason } => {
                 self.open.remove(id);
                 lock(&self.stats).record_drop(*reason);
+                self.listeners()
+                    .finished(*id, Err(Unheard::Dropped(*reason)));
             }
             Event::State(s) => self.source_state = *s,
             Event::Hearing(h) => self.hearing = *h,
@@ -318,6 +374,7 @@ impl EventLoop {
     }
 
     fn finish(&self) {
+        self.publisher.listeners().stop_all();
         let s = lock(&self.publisher.stats).snapshot();
         log::info!(
             "done: {} utterances, {} transcripts, {} dropped",
@@ -328,6 +385,7 @@ impl EventLoop {
                 + s.dropped_no_speech
                 + s.dropped_shutdown
                 + s.dropped_error
+                + s.dropped_not_addressed
         );
     }
 }
@@ -393,13 +451,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let counters = SharedCounters::default();
     let stats = Arc::new(Mutex::new(Stats::new(counters.clone())));
     let source_control = SourceControl::default();
+    let listeners = Arc::new(Mutex::new(Listeners::default()));
     let bus = Service::start(
         config.bus,
-        device_label(&config.input),
-        model_path.display().to_string(),
-        config.language.clone(),
-        source_control.clone(),
-        stats.clone(),
+        Served {
+            device: device_label(&config.input),
+            model: model_path.display().to_string(),
+            language: config.language.clone(),
+            mode: config.mode.as_str(),
+            source: source_control.clone(),
+            stats: stats.clone(),
+            listeners: listeners.clone(),
+        },
     )
     .await?;
 
@@ -432,6 +495,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             stats,
             source_state: State::Starting,
             hearing: false,
+            listeners,
+            wake: match &config.mode {
+                Mode::Always => None,
+                Mode::Wake {
+                    phrase,
+                    follow_up_ms,
+                } => Some(WakeRule::new(phrase.clone(), *follow_up_ms)),
+            },
             open: BTreeMap::new(),
         },
         events: event_rx,

@@ -20,6 +20,9 @@ pub enum DropReason {
     Shutdown,
     /// The speech engine failed on it (an `Error` of kind `engine` says how).
     Error,
+    /// Wake mode: it did not begin with the wake phrase (nor follow it); its
+    /// text goes nowhere.
+    NotAddressed,
 }
 
 impl DropReason {
@@ -31,6 +34,7 @@ impl DropReason {
             DropReason::NoSpeech => "no-speech",
             DropReason::Shutdown => "shutdown",
             DropReason::Error => "error",
+            DropReason::NotAddressed => "not-addressed",
         }
     }
 
@@ -50,16 +54,18 @@ impl DropReason {
             DropReason::NoSpeech => "the model heard no words",
             DropReason::Shutdown => "sottod stopped before it was transcribed",
             DropReason::Error => "the speech engine failed (see the Error that follows)",
+            DropReason::NotAddressed => "it did not begin with the wake phrase",
         }
     }
 
     /// Every reason, for parsing, tests and documentation.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Deadline,
         DropReason::Overload,
         DropReason::NoSpeech,
         DropReason::Shutdown,
         DropReason::Error,
+        DropReason::NotAddressed,
     ];
 }
 
@@ -225,6 +231,11 @@ pub enum Event {
         id: u64,
         end_ms: u64,
     },
+    /// Wake mode: the utterance began with the wake phrase (sent before its
+    /// transcript).
+    Woken {
+        id: u64,
+    },
     Transcript(Transcript),
     Dropped {
         id: u64,
@@ -276,6 +287,7 @@ impl Event {
                 }
                 value
             }
+            Event::Woken { id } => json!({"event": "woken", "id": id}),
             Event::Dropped { id, reason } => {
                 json!({"event": "dropped", "id": id, "reason": reason.as_str()})
             }

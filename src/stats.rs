@@ -40,6 +40,9 @@ pub struct Stats {
     pub dropped_no_speech: u64,
     pub dropped_shutdown: u64,
     pub dropped_error: u64,
+    pub dropped_not_addressed: u64,
+    /// Wake mode: utterances that began with the wake phrase.
+    pub woken: u64,
     latencies: VecDeque<u64>,
     /// p50, p95 and max of `latencies`, recomputed when one is added, so
     /// `GetStats` copies numbers and never sorts.
@@ -56,6 +59,8 @@ pub struct Snapshot {
     pub dropped_no_speech: u64,
     pub dropped_shutdown: u64,
     pub dropped_error: u64,
+    pub dropped_not_addressed: u64,
+    pub woken: u64,
     pub frames_captured: u64,
     pub frames_lost: u64,
     pub early_closes: u64,
@@ -79,6 +84,8 @@ impl Stats {
             dropped_no_speech: 0,
             dropped_shutdown: 0,
             dropped_error: 0,
+            dropped_not_addressed: 0,
+            woken: 0,
             latencies: VecDeque::with_capacity(LATENCY_WINDOW),
             percentiles: [0; 3],
         }
@@ -106,6 +113,7 @@ impl Stats {
             DropReason::NoSpeech => self.dropped_no_speech += 1,
             DropReason::Shutdown => self.dropped_shutdown += 1,
             DropReason::Error => self.dropped_error += 1,
+            DropReason::NotAddressed => self.dropped_not_addressed += 1,
         }
     }
 
@@ -123,6 +131,8 @@ impl Stats {
             dropped_no_speech: self.dropped_no_speech,
             dropped_shutdown: self.dropped_shutdown,
             dropped_error: self.dropped_error,
+            dropped_not_addressed: self.dropped_not_addressed,
+            woken: self.woken,
             frames_captured: self.shared.capture.frames_captured.load(Ordering::Relaxed),
             early_closes: self.shared.dsp.early_closes.load(Ordering::Relaxed),
             early_closes_resumed: self.shared.dsp.early_closes_resumed.load(Ordering::Relaxed),

@@ -22,14 +22,21 @@ enum Command {
     /// Print each transcript as a line as it arrives, and a [dropped: REASON]
     /// line for speech that was not transcribed (--json: every signal as JSON)
     Listen {
-        /// Every signal (speech started and ended, transcript, dropped,
-        /// error) as one JSON object per line
+        /// Every signal (speech started and ended, woken, transcript,
+        /// dropped, error) as one JSON object per line
         #[arg(long)]
         json: bool,
         /// When sottod stops (a restart), wait for it to return instead of
         /// exiting
         #[arg(long)]
         wait: bool,
+    },
+    /// Wait for the next utterance that starts, print its transcript and exit
+    /// (exits 1 when nobody speaks in time or the utterance is dropped)
+    Once {
+        /// How long to wait for speech to start, in milliseconds
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout_ms: u32,
     },
     /// Show state, device, model and statistics (each command starts sottod
     /// through D-Bus activation where the bus can)
@@ -63,6 +70,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             Command::Listen { json, wait } => client::listen(bus, json, wait).await,
+            Command::Once { timeout_ms } => client::once(bus, timeout_ms)
+                .await
+                .map(|text| println!("{text}")),
             Command::Status => client::status(bus).await.map(|s| print!("{s}")),
             Command::Pause => client::pause(bus, true).await,
             Command::Resume => client::pause(bus, false).await,

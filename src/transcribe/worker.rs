@@ -189,7 +189,9 @@ impl<E: Engine> Worker<E> {
                 }
                 Heard::NoSpeech { .. } => Completeness::Unsure,
             };
-            log::debug!("utterance {id}: speculative decode judged {verdict:?}: {heard:?}");
+            // The text itself is logged where it is published (in wake
+            // mode only if it is addressed).
+            log::debug!("utterance {id}: speculative decode judged {verdict:?}");
             self.setup
                 .end_hint
                 .post(id, utterance.samples.len(), verdict);
@@ -309,7 +311,6 @@ impl<E: Engine> Worker<E> {
                         ""
                     }
                 );
-                log::debug!("utterance {id}: {text:?}");
                 Event::Transcript(Transcript {
                     id,
                     text,

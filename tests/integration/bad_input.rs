@@ -249,3 +249,19 @@ fn adaptive_silences_out_of_order() {
         "invalid value 'soon' for '--end-of-speech",
     );
 }
+
+#[test]
+fn wake_flags_that_cannot_work() {
+    fails(&["--wake-phrase", ""], "--wake-phrase \"\" has no words");
+    fails(&["--wake-phrase", " ,! "], "has no words");
+    fails(
+        &["--wake-phrase", "hey computer", "--follow-up-ms", "0"],
+        "--follow-up-ms must be greater than 0 ms",
+    );
+    fails(&["--mode", "wake"], "--mode wake needs --wake-phrase");
+    fails(
+        &["--mode", "always", "--wake-phrase", "hey computer"],
+        "--wake-phrase needs --mode wake",
+    );
+    fails(&["--mode", "sometimes"], "possible values: always, wake");
+}

@@ -6,6 +6,7 @@ mod dbus;
 mod endpoint;
 mod engine;
 mod files;
+mod interaction;
 mod live_mic;
 mod load;
 mod models;

@@ -53,10 +53,15 @@ pub fn write_wav(path: &Path, audio: &Audio) {
 
 /// Speech from espeak-ng (default voice), at its own rate (22050 Hz).
 pub fn speak(text: &str) -> Audio {
+    speak_as("en-us", text)
+}
+
+/// Speech from espeak-ng in `voice` (e.g. `en-us`, `en-gb+f3`), at 22050 Hz.
+pub fn speak_as(voice: &str, text: &str) -> Audio {
     let dir = scratch();
     let path = dir.path().join("s.wav");
     let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-w"])
+        .args(["-v", voice, "-w"])
         .arg(&path)
         .arg(text)
         .status()
@@ -115,7 +120,11 @@ impl Session {
         self
     }
     pub fn say(&mut self, text: &str) -> &mut Self {
-        let speech = speak(text);
+        self.say_as("en-us", text)
+    }
+    /// Says `text` in espeak-ng's `voice`.
+    pub fn say_as(&mut self, voice: &str, text: &str) -> &mut Self {
+        let speech = speak_as(voice, text);
         assert_eq!(
             speech.rate, self.audio.rate,
             "session rate must match espeak's"

@@ -18,6 +18,22 @@ pub fn utterances(events: &[Value]) -> Vec<(u64, u64, u64)> {
                 );
                 out.push((id, e["start_ms"].as_u64().unwrap(), 0));
             }
+            "woken" => {
+                let id = id.unwrap();
+                let u = out.iter().find(|u| u.0 == id).expect("woken after started");
+                assert!(u.2 > 0, "utterance {id}: woken before it ended: {events:?}");
+            }
+            "transcript" | "dropped" => {
+                let id = id.unwrap();
+                let u = out
+                    .iter()
+                    .find(|u| u.0 == id)
+                    .expect("an ending after a start");
+                assert!(
+                    u.2 > 0,
+                    "utterance {id}: ending before speech_ended: {events:?}"
+                );
+            }
             "speech_ended" => {
                 let id = id.unwrap();
                 let u = out

@@ -1,0 +1,351 @@
+//! Ways a program talks to sottod: one-shot `Listen` (through `sotto once`,
+//! gdbus and busctl) and the wake phrase, on a real bus with the real model.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use sotto_testkit::*;
+
+fn sotto(bus: &PrivateBus) -> Command {
+    let mut c = bus.client(env!("CARGO_BIN_EXE_sotto"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// `gdbus call … Listen timeout_ms` on `bus` (gdbus waits up to 60 s).
+fn gdbus_listen(bus: &PrivateBus, timeout_ms: u32) -> Command {
+    let mut c = bus.client("gdbus");
+    c.args([
+        "call",
+        "--session",
+        "--timeout",
+        "60",
+        "--dest",
+        "org.sotto.Sotto1",
+        "--object-path",
+        "/org/sotto/Sotto1",
+        "--method",
+        "org.sotto.Sotto1.Listen",
+    ])
+    .arg(timeout_ms.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// A paced daemon on `bus` reading `wav`, once it owns its name.
+fn paced_daemon(bus: &PrivateBus, wav: &std::path::Path, extra: &[&str]) -> LiveDaemon {
+    let mut cmd = sottod(bus);
+    cmd.args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .args(extra);
+    let daemon = LiveDaemon::spawn(cmd);
+    bus.wait_for_name();
+    daemon
+}
+
+#[test]
+fn listen_returns_the_next_utterance_to_every_caller_and_blocks_nothing() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("later.wav");
+    // Speech that starts 4 s in: the callers are waiting before it starts.
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(4.0)
+        .say("turn on the kitchen lights")
+        .silence(2.0);
+    s.write(&wav);
+    let mut daemon = paced_daemon(&bus, &wav, &[]);
+    let once = sotto(&bus)
+        .args(["once", "--timeout-ms", "20000"])
+        .spawn()
+        .unwrap();
+    let gdbus = gdbus_listen(&bus, 20_000).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // While both wait: methods and properties are served at once.
+    let stats = bus.busctl(&sotto_member("call", "GetStats"));
+    assert!(stats.contains("utterances"), "{stats}");
+    assert_eq!(bus.property("Mode"), "s \"always\"");
+    assert_eq!(bus.state(), "listening");
+    let once = wait_output(once, Duration::from_secs(30));
+    assert!(once.status.success(), "sotto once: {}", once.stderr);
+    let gdbus = wait_output(gdbus, Duration::from_secs(30));
+    assert!(gdbus.status.success(), "gdbus: {}", gdbus.stderr);
+    let said = normalise(&once.stdout);
+    assert_eq!(said, "turn on the kitchen lights", "{}", once.stdout);
+    // gdbus prints "(uint64 1, 'Turn on the kitchen lights.')".
+    assert!(gdbus.stdout.starts_with("(uint64 1, '"), "{}", gdbus.stdout);
+    assert_eq!(normalise(&gdbus.stdout.replace("uint64 1", "")), said);
+    // The transcript went to everyone else too.
+    let t = daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(10));
+    assert_eq!(normalise(t["text"].as_str().unwrap()), said);
+    let run = daemon.wait_exit(Duration::from_secs(30));
+    assert!(run.status.success(), "{}", run.stderr);
+}
+
+#[test]
+fn listen_times_out_cleanly_in_silence_and_refuses_zero() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(12.0).write(&wav);
+    let daemon = paced_daemon(&bus, &wav, &[]);
+    let once = sotto(&bus)
+        .args(["once", "--timeout-ms", "1500"])
+        .output()
+        .unwrap();
+    assert!(!once.status.success());
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert_eq!(
+        err.trim(),
+        "sotto: error: no speech started within 1500 ms",
+        "one line"
+    );
+    let gdbus = wait_output(
+        gdbus_listen(&bus, 1_000).spawn().unwrap(),
+        Duration::from_secs(10),
+    );
+    assert!(!gdbus.status.success());
+    assert!(
+        gdbus.stderr.contains("org.sotto.Sotto1.Error.Timeout"),
+        "{}",
+        gdbus.stderr
+    );
+    let zero = wait_output(
+        gdbus_listen(&bus, 0).spawn().unwrap(),
+        Duration::from_secs(10),
+    );
+    assert!(!zero.status.success());
+    assert!(
+        zero.stderr
+            .contains("org.freedesktop.DBus.Error.InvalidArgs")
+            && zero.stderr.contains("timeout_ms must be greater than 0"),
+        "{}",
+        zero.stderr
+    );
+    // Nothing was lost: the daemon still serves.
+    assert_eq!(bus.state(), "listening");
+    let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+}
+
+/// Lower-case words without punctuation.
+fn normalise(text: &str) -> String {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Commands said after the phrase, and sentences nobody addresses (each with
+/// a word of its own, so its text can be searched for everywhere).
+const COMMANDS: [&str; 10] = [
+    "turn on the kitchen lights",
+    "what time is it",
+    "play some music",
+    "set a timer for ten minutes",
+    "stop the alarm",
+    "open the garage door",
+    "call my mother",
+    "turn the volume down",
+    "what is the weather tomorrow",
+    "lock the front door",
+];
+const CHATTER: [(&str, &str); 12] = [
+    ("the zebra crossed the road", "zebra"),
+    ("we had lasagna for dinner", "lasagna"),
+    ("my neighbour owns a porcupine", "porcupine"),
+    ("the violin needs new strings", "violin"),
+    ("she painted the fence yellow", "fence"),
+    ("bring the umbrella tonight", "umbrella"),
+    ("the museum opens on sunday", "museum"),
+    ("he fixed the bicycle chain", "bicycle"),
+    ("the pancakes were delicious", "pancakes"),
+    ("our garden has tomatoes", "tomatoes"),
+    // The two nearest the phrase (letters 0.18 and 0.27 off it as tiny.en
+    // writes them).
+    ("he computed the total", "total"),
+    ("a computer is on the desk", "desk"),
+];
+const VOICES: [&str; 2] = ["en-us", "en-gb+m3"];
+const PHRASE: &str = "hey computer";
+
+/// The session: every command after the phrase and every chatter sentence, in
+/// both voices; then the phrase alone and a command after it.
+/// Returns it with, per sentence, whether it is addressed.
+fn wake_session() -> (Session, Vec<bool>) {
+    let mut s = Session::new(ESPEAK_RATE);
+    let mut addressed = Vec::new();
+    s.silence(1.0);
+    for voice in VOICES {
+        for command in COMMANDS {
+            s.say_as(voice, &format!("{PHRASE}, {command}"))
+                .silence(1.2);
+            addressed.push(true);
+        }
+        for (chatter, _) in CHATTER {
+            s.say_as(voice, chatter).silence(1.2);
+            addressed.push(false);
+        }
+    }
+    s.say(PHRASE).silence(1.0);
+    addressed.push(true);
+    s.say("switch off the radio").silence(1.5);
+    addressed.push(true);
+    (s, addressed)
+}
+
+/// For each sentence of `s`, the events of the utterance that overlaps it most.
+fn per_sentence<'a>(s: &Session, events: &'a [Value], origin: u64) -> Vec<Vec<&'a Value>> {
+    let utts = utterances(events);
+    s.truth
+        .iter()
+        .map(|(_, a, b)| {
+            let (a, b) = (origin + a, origin + b);
+            let best = utts
+                .iter()
+                .map(|(id, start, end)| (*id, (*end).min(b).saturating_sub((*start).max(a))))
+                .filter(|(_, overlap)| *overlap > 0)
+                .max_by_key(|(_, overlap)| *overlap);
+            match best {
+                Some((id, _)) => events
+                    .iter()
+                    .filter(|e| e["id"].as_u64() == Some(id))
+                    .collect(),
+                None => Vec::new(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn wake_publishes_exactly_the_addressed_and_the_rest_goes_nowhere() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("wake.wav");
+    let (s, addressed) = wake_session();
+    s.write(&wav);
+    let file = wav.to_str().unwrap();
+
+    // What the model makes of each sentence when everything is published.
+    let always = run_sottod(
+        &["--input-file", file, "--no-pace", "--json"],
+        Duration::from_secs(240),
+    );
+    assert!(always.status.success(), "{}", always.stderr);
+    let always_events = always.events();
+    let heard = per_sentence(&s, &always_events, always.file_origin_ms());
+
+    // The same in wake mode, at -v, watched on the bus by dbus-monitor.
+    let bus = PrivateBus::start();
+    let monitor = bus
+        .client("dbus-monitor")
+        .args(["--session"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let wake = sottod(&bus)
+        .args(["--input-file", file, "--no-pace", "--json", "-v"])
+        .args(["--wake-phrase", PHRASE])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wake = wait_output(wake, Duration::from_secs(240));
+    assert!(wake.status.success(), "{}", wake.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&monitor, libc::SIGTERM);
+    let monitored = wait_output(monitor, Duration::from_secs(10)).stdout;
+    let events = wake.events();
+    let outcome = per_sentence(&s, &events, wake.file_origin_ms());
+
+    let (mut hits, mut misses, mut false_alarms, mut rejections) = (0, 0, 0, 0);
+    let published = |evs: &[&Value]| {
+        evs.iter()
+            .find(|e| e["event"] == "transcript")
+            .and_then(|e| e["text"].as_str())
+            .map(str::to_string)
+    };
+    let n_chatter = addressed.iter().filter(|a| !**a).count();
+    for (i, (((text, _, _), is_addressed), evs)) in
+        s.truth.iter().zip(&addressed).zip(&outcome).enumerate()
+    {
+        let woken = evs.iter().any(|e| e["event"] == "woken");
+        let out = published(evs);
+        if *is_addressed {
+            if out.is_some() {
+                hits += 1;
+            } else {
+                misses += 1;
+                eprintln!(
+                    "missed {text:?}: {evs:?}; always mode heard {:?}",
+                    published(&heard[i])
+                );
+            }
+            if text.starts_with(PHRASE) {
+                assert!(
+                    woken || out.is_none(),
+                    "{text:?} published without Woken: {evs:?}"
+                );
+            }
+        } else if out.is_some() {
+            false_alarms += 1;
+            eprintln!("published unaddressed {text:?}: {evs:?}");
+        } else {
+            rejections += 1;
+            assert!(
+                evs.iter()
+                    .any(|e| e["event"] == "dropped" && e["reason"] == "not-addressed"),
+                "{text:?}: {evs:?}"
+            );
+            // Its words, as the model heard them, went nowhere.
+            let (_, word) = CHATTER.iter().find(|(c, _)| c == text).unwrap();
+            let as_heard = published(&heard[i]).unwrap_or_default();
+            for place in [&wake.stdout, &wake.stderr, &monitored] {
+                let words = normalise(&place.replace(|c: char| !c.is_alphanumeric(), " "));
+                assert!(!words.split(' ').any(|w| w == *word), "{word:?} leaked");
+                if as_heard.len() > 4 {
+                    assert!(!place.contains(&as_heard), "{as_heard:?} leaked");
+                }
+            }
+        }
+    }
+    let n_addressed = hits + misses;
+    eprintln!(
+        "wake phrase {PHRASE:?}: hit rate {hits}/{n_addressed}, false rate {false_alarms}/{n_chatter} ({} voices)",
+        VOICES.len()
+    );
+    assert_eq!(rejections + false_alarms, n_chatter);
+    // Addressed commands come out without the phrase.
+    for (((text, _, _), is_addressed), evs) in s.truth.iter().zip(&addressed).zip(&outcome) {
+        if let (true, Some(out)) = (text.starts_with(PHRASE) && *is_addressed, published(evs)) {
+            assert!(
+                !normalise(&out).contains("computer"),
+                "phrase not stripped from {out:?}"
+            );
+        }
+    }
+    // The phrase alone gives an empty transcript after Woken, and the command
+    // after it is published whole.
+    let alone = &outcome[outcome.len() - 2];
+    assert!(alone.iter().any(|e| e["event"] == "woken"), "{alone:?}");
+    assert_eq!(published(alone).as_deref(), Some(""), "{alone:?}");
+    let follow = published(&outcome[outcome.len() - 1]).unwrap_or_default();
+    assert!(normalise(&follow).contains("radio"), "{follow:?}");
+    assert!(
+        hits * 10 >= n_addressed * 9,
+        "hit rate {hits}/{n_addressed}"
+    );
+    assert!(false_alarms <= 1, "false rate {false_alarms}/{n_chatter}");
+}
