@@ -86,6 +86,44 @@ fn listen_returns_the_next_utterance_to_every_caller_and_blocks_nothing() {
 }
 
 #[test]
+fn in_wake_mode_a_listen_needs_no_phrase_once() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("asked.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(4.0)
+        .say("turn on the kitchen lights")
+        .silence(2.0);
+    s.say("what time is it").silence(2.0);
+    s.write(&wav);
+    let daemon = paced_daemon(&bus, &wav, &["--wake-phrase", PHRASE]);
+    assert_eq!(bus.property("Mode"), "s \"wake\"");
+    let once = sotto(&bus)
+        .args(["once", "--timeout-ms", "20000"])
+        .output()
+        .unwrap();
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    assert_eq!(
+        normalise(&String::from_utf8_lossy(&once.stdout)),
+        "turn on the kitchen lights"
+    );
+    let run = daemon.wait_exit(Duration::from_secs(30));
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    assert_eq!(utterances(&events).len(), 2, "{events:?}");
+    assert_eq!(transcripts(&events).len(), 1, "the asked one: {events:?}");
+    assert!(
+        ending_of(&events, 2).is_some_and(|e| e["reason"] == "not-addressed"),
+        "the next one needs the phrase again: {events:?}"
+    );
+}
+
+#[test]
 fn listen_times_out_cleanly_in_silence_and_refuses_zero() {
     model_path();
     let bus = PrivateBus::start();
