@@ -25,9 +25,10 @@ use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
 
 use crate::audio::{Reply, SourceCommand, SourceControl};
-use crate::config::BusKind;
+use crate::config::{BusKind, Mode};
 use crate::event::{Event, State};
 use crate::listen::{Listeners, Unheard};
+use crate::pipeline::Hold;
 use crate::ratelimit::{RateLimiter, Verdict, CALLS_PER_SECOND};
 use crate::stats::Stats;
 
@@ -56,6 +57,10 @@ pub enum SottoError {
     Timeout(String),
     /// `Listen`: the utterance was dropped (the reason is in the message).
     Dropped(String),
+    /// A method of another mode (`StartUtterance` outside push-to-talk).
+    WrongMode(String),
+    /// `EndUtterance` without a `StartUtterance`.
+    NotStarted(String),
 }
 
 /// What a method of sottod's own may fail with: its errors, or the bus's
@@ -126,6 +131,12 @@ pub struct Sotto1 {
     model: String,
     language: String,
     mode: &'static str,
+    push_to_talk: bool,
+    /// Push-to-talk: set while a client holds the utterance open (the dsp
+    /// thread reads it).
+    hold: Hold,
+    /// Push-to-talk: who needs the microphone open.
+    mic: Mutex<MicUse>,
     /// Callers of `Listen`; the event loop answers them.
     listeners: Arc<Mutex<Listeners>>,
     /// The source's command queue; the pipeline opens and closes it.
@@ -139,6 +150,25 @@ pub struct Sotto1 {
 }
 
 impl Sotto1 {
+    fn need_push_to_talk(&self, method: &str) -> Result<(), SottoError> {
+        if self.push_to_talk {
+            return Ok(());
+        }
+        Err(SottoError::WrongMode(format!(
+            "{method} works in push-to-talk mode, and sottod runs in {} mode; start it with --mode push-to-talk",
+            self.mode
+        )))
+    }
+
+    fn need_not_push_to_talk(&self, method: &str) -> Result<(), SottoError> {
+        if !self.push_to_talk {
+            return Ok(());
+        }
+        Err(SottoError::WrongMode(format!(
+            "{method} does not apply in push-to-talk mode: the microphone opens only between StartUtterance and EndUtterance (or for a Listen)"
+        )))
+    }
+
     /// Admits a method call within its sender's budget; over it, the call
     /// fails with `org.freedesktop.DBus.Error.LimitsExceeded` once the
     /// sender's next call would be admitted (see [`crate::ratelimit`]).
@@ -170,16 +200,62 @@ impl Sotto1 {
     }
 }
 
+/// Push-to-talk: why the microphone is open. It opens when the first reason
+/// comes and closes when the last one goes; commands are queued under the
+/// lock, so the source sees them in the order the reasons changed.
+#[derive(Debug, Default)]
+struct MicUse {
+    /// Between StartUtterance and EndUtterance.
+    held: bool,
+    /// Listen calls waiting.
+    listens: usize,
+}
+
+impl MicUse {
+    fn open(&self) -> bool {
+        self.held || self.listens > 0
+    }
+}
+
+/// A Listen call's claim on the microphone in push-to-talk mode: released
+/// when the call ends however it ends (the source closes the stream when
+/// nobody else needs it; nobody waits for that answer).
+struct ListenClaim<'a>(&'a Sotto1);
+
+impl Drop for ListenClaim<'_> {
+    fn drop(&mut self) {
+        let mut mic = lock(&self.0.mic);
+        mic.listens -= 1;
+        if !mic.open() {
+            let (reply, _) = oneshot::channel();
+            let _ = self.0.source.send(SourceCommand::Pause(reply));
+        }
+    }
+}
+
 /// How long Pause and Resume wait for the source: a sound server that hangs
 /// up mid-call must not hang the caller.
 const SOURCE_ANSWER_LIMIT: Duration = Duration::from_secs(5);
 
 /// Sends `command` to the source and waits for its answer.
 async fn ask(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbus::fdo::Result<()> {
+    answer_of(queue(source, command)?).await
+}
+
+/// Queues `command` for the source; its answer comes on the receiver.
+fn queue(
+    source: &SourceControl,
+    command: fn(Reply) -> SourceCommand,
+) -> zbus::fdo::Result<oneshot::Receiver<Result<(), String>>> {
     let (reply, answer) = oneshot::channel();
     source
         .send(command(reply))
         .map_err(zbus::fdo::Error::Failed)?;
+    Ok(answer)
+}
+
+/// Waits (a bounded time) for the source's answer to a queued command.
+async fn answer_of(answer: oneshot::Receiver<Result<(), String>>) -> zbus::fdo::Result<()> {
     match tokio::time::timeout(SOURCE_ANSWER_LIMIT, answer).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(reason))) => Err(zbus::fdo::Error::Failed(reason)),
@@ -222,6 +298,26 @@ impl Sotto1 {
             ))
             .into());
         };
+        // Push-to-talk: the microphone opens for the call, and the VAD ends
+        // the utterance.
+        let _claim = if self.push_to_talk {
+            let opening = {
+                let mut mic = lock(&self.mic);
+                let opening = !mic.open();
+                mic.listens += 1;
+                opening.then(|| queue(&self.source, SourceCommand::Resume))
+            };
+            let claim = ListenClaim(self);
+            if let Some(answer) = opening {
+                if let Err(e) = async { answer_of(answer?).await }.await {
+                    lock(&self.listeners).give_up(ticket.token);
+                    return Err(e.into());
+                }
+            }
+            Some(claim)
+        } else {
+            None
+        };
         let timeout = tokio::time::sleep(Duration::from_millis(timeout_ms.into()));
         tokio::pin!(timeout);
         let answer = tokio::select! {
@@ -252,18 +348,83 @@ impl Sotto1 {
         }
     }
 
-    /// Stops listening and releases the microphone; returns once the
-    /// recording stream is closed.
-    async fn pause(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<()> {
+    /// Push-to-talk: opens the microphone and starts one utterance
+    /// (`SpeechStarted` comes with its first frame); everything captured
+    /// until `EndUtterance` (or --max-utterance-ms) is that utterance,
+    /// whatever the VAD says. Returns once the stream is open. A second call
+    /// while one is held changes nothing. Fails with
+    /// `org.sotto.Sotto1.Error.WrongMode` in the other modes.
+    async fn start_utterance(&self, #[zbus(header)] header: Header<'_>) -> Result<(), MethodError> {
         self.admit(&header).await?;
-        ask(&self.source, SourceCommand::Pause).await
+        self.need_push_to_talk("StartUtterance")?;
+        let called = Instant::now();
+        let opening = {
+            let mut mic = lock(&self.mic);
+            if mic.held {
+                return Ok(());
+            }
+            let opening = !mic.open();
+            mic.held = true;
+            self.hold.set(true);
+            opening.then(|| queue(&self.source, SourceCommand::Resume))
+        };
+        if let Some(answer) = opening {
+            if let Err(e) = async { answer_of(answer?).await }.await {
+                let mut mic = lock(&self.mic);
+                mic.held = false;
+                self.hold.set(false);
+                return Err(e.into());
+            }
+            log::info!(
+                "push-to-talk: the microphone opened {} ms after StartUtterance",
+                called.elapsed().as_millis()
+            );
+        }
+        Ok(())
+    }
+
+    /// Push-to-talk: ends the utterance `StartUtterance` began
+    /// (`SpeechEnded`, then its transcript) and closes the microphone;
+    /// returns once the stream is closed. Fails with
+    /// `org.sotto.Sotto1.Error.NotStarted` without a start, and with
+    /// `org.sotto.Sotto1.Error.WrongMode` in the other modes.
+    async fn end_utterance(&self, #[zbus(header)] header: Header<'_>) -> Result<(), MethodError> {
+        self.admit(&header).await?;
+        self.need_push_to_talk("EndUtterance")?;
+        let closing = {
+            let mut mic = lock(&self.mic);
+            if !mic.held {
+                return Err(SottoError::NotStarted(
+                    "no utterance was started; call StartUtterance first".into(),
+                )
+                .into());
+            }
+            mic.held = false;
+            self.hold.set(false);
+            (!mic.open()).then(|| queue(&self.source, SourceCommand::Pause))
+        };
+        if let Some(answer) = closing {
+            answer_of(answer?).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops listening and releases the microphone; returns once the
+    /// recording stream is closed. (In push-to-talk mode the microphone is
+    /// closed anyway between utterances: `WrongMode`.)
+    async fn pause(&self, #[zbus(header)] header: Header<'_>) -> Result<(), MethodError> {
+        self.admit(&header).await?;
+        self.need_not_push_to_talk("Pause")?;
+        Ok(ask(&self.source, SourceCommand::Pause).await?)
     }
 
     /// Reopens the microphone after `Pause`; returns once the stream is open,
-    /// or fails with the reason it could not be opened.
-    async fn resume(&self, #[zbus(header)] header: Header<'_>) -> zbus::fdo::Result<()> {
+    /// or fails with the reason it could not be opened. (In push-to-talk mode
+    /// `StartUtterance` opens it: `WrongMode`.)
+    async fn resume(&self, #[zbus(header)] header: Header<'_>) -> Result<(), MethodError> {
         self.admit(&header).await?;
-        ask(&self.source, SourceCommand::Resume).await
+        self.need_not_push_to_talk("Resume")?;
+        Ok(ask(&self.source, SourceCommand::Resume).await?)
     }
 
     /// Counters, latency percentiles, decode real-time factor and uptime;
@@ -324,8 +485,9 @@ impl Sotto1 {
         lock(&self.device).clone()
     }
 
-    /// Which utterances are published: `always` (every one) or `wake` (those
-    /// that begin with the wake phrase).
+    /// Which utterances are published: `always` (every one), `wake` (those
+    /// that begin with the wake phrase) or `push-to-talk` (the microphone
+    /// opens for StartUtterance … EndUtterance).
     #[zbus(property)]
     async fn mode(&self) -> String {
         self.mode.to_string()
@@ -397,7 +559,9 @@ pub struct Served {
     pub device: String,
     pub model: String,
     pub language: String,
-    pub mode: &'static str,
+    pub mode: Mode,
+    /// Push-to-talk's hold, shared with the dsp thread.
+    pub hold: Hold,
     pub source: SourceControl,
     pub stats: Arc<Mutex<Stats>>,
     pub listeners: Arc<Mutex<Listeners>>,
@@ -413,7 +577,10 @@ impl Service {
             device: Mutex::new(served.device),
             model: served.model,
             language: served.language,
-            mode: served.mode,
+            mode: served.mode.as_str(),
+            push_to_talk: served.mode == Mode::PushToTalk,
+            hold: served.hold,
+            mic: Mutex::default(),
             listeners: served.listeners,
             source: served.source,
             stats: served.stats,
@@ -561,6 +728,8 @@ pub mod client {
         fn resume(&self) -> zbus::Result<()>;
         fn get_stats(&self) -> zbus::Result<HashMap<String, OwnedVariant>>;
         fn listen(&self, timeout_ms: u32) -> zbus::Result<(u64, String)>;
+        fn start_utterance(&self) -> zbus::Result<()>;
+        fn end_utterance(&self) -> zbus::Result<()>;
         #[zbus(property)]
         fn mode(&self) -> zbus::Result<String>;
         #[zbus(property)]
@@ -639,6 +808,90 @@ pub mod client {
             proxy.resume().await
         }
         .map_err(call_err)
+    }
+
+    /// `StartUtterance` (true) or `EndUtterance` (false).
+    pub async fn utterance(bus: BusKind, start: bool) -> Result<(), ClientError> {
+        let conn = connect(bus).await?;
+        let proxy = Sotto1Proxy::new(&conn).await.map_err(call_err)?;
+        if start {
+            proxy.start_utterance().await
+        } else {
+            proxy.end_utterance().await
+        }
+        .map_err(call_err)
+    }
+
+    /// How long `hold` waits for the transcript after `EndUtterance`.
+    const HOLD_ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Push-to-talk from a terminal: `StartUtterance`, wait for Enter (or
+    /// Ctrl-C, or the end of stdin), `EndUtterance`, then the text of the
+    /// utterance that started.
+    pub async fn hold(bus: BusKind) -> Result<String, ClientError> {
+        let conn = connect(bus).await?;
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(NAME)
+            .path(PATH)
+            .interface(NAME)
+            .build()
+            .map_err(call_err)?;
+        let mut stream =
+            MessageStream::for_match_rule(rule, &conn, std::num::NonZeroUsize::new(LISTEN_QUEUE))
+                .await
+                .map_err(call_err)?;
+        let proxy = Sotto1Proxy::new(&conn).await.map_err(call_err)?;
+        proxy.start_utterance().await.map_err(call_err)?;
+        eprintln!("sotto: speak now; press Enter to stop");
+        let (enter_tx, enter_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let _ = enter_tx.send(());
+        });
+        let mut id = None;
+        tokio::pin!(enter_rx);
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut enter_rx => break,
+                _ = &mut ctrl_c => break,
+                Some(Ok(msg)) = stream.next() => {
+                    if let Some((Event::SpeechStarted { id: started, .. }, _)) = event_of_signal(&msg) {
+                        id.get_or_insert(started);
+                    }
+                }
+            }
+        }
+        proxy.end_utterance().await.map_err(call_err)?;
+        let answer = async {
+            while let Some(Ok(msg)) = stream.next().await {
+                match event_of_signal(&msg) {
+                    Some((Event::SpeechStarted { id: started, .. }, _)) => {
+                        id.get_or_insert(started);
+                    }
+                    Some((Event::Transcript(t), _)) if Some(t.id) == id => return Ok(t.text),
+                    Some((Event::Dropped { id: d, reason }, _)) if Some(d) == id => {
+                        return Err(ClientError::Unheard(format!(
+                            "dropped: {}: {}",
+                            reason.as_str(),
+                            reason.explain()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            Err(ClientError::NotRunning(bus.as_str()))
+        };
+        tokio::time::timeout(HOLD_ANSWER_LIMIT, answer)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Unheard(
+                    "no transcript came within 30 s of the end".into(),
+                ))
+            })
     }
 
     /// `Listen(timeout_ms)`: the text of the next utterance that starts in time.

@@ -31,6 +31,9 @@ pub enum ModeArg {
     /// Only utterances that begin with --wake-phrase are published (the
     /// phrase stripped); the others end as Dropped "not-addressed".
     Wake,
+    /// The microphone is closed until a client calls StartUtterance; all
+    /// it captures until EndUtterance is one utterance.
+    PushToTalk,
 }
 
 /// sottod — on-device speech-to-text daemon.
@@ -171,9 +174,10 @@ pub struct Cli {
     )]
     pub max_latency_ms: i64,
 
-    /// Which utterances are published: always (every one) or wake (only
-    /// those that begin with --wake-phrase) [default: always, or wake with
-    /// --wake-phrase]
+    /// Which utterances are published: always (every one), wake (only those
+    /// that begin with --wake-phrase) or push-to-talk (the microphone opens
+    /// only between the StartUtterance and EndUtterance calls, and what it
+    /// hears is one utterance) [default: always, or wake with --wake-phrase]
     #[arg(long, env = "SOTTO_MODE", value_enum)]
     pub mode: Option<ModeArg>,
 

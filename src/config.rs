@@ -45,6 +45,9 @@ pub enum Mode {
         phrase: WakePhrase,
         follow_up_ms: u64,
     },
+    /// The microphone opens for `StartUtterance` … `EndUtterance`, which is
+    /// one utterance.
+    PushToTalk,
 }
 
 impl Mode {
@@ -53,6 +56,7 @@ impl Mode {
         match self {
             Mode::Always => "always",
             Mode::Wake { .. } => "wake",
+            Mode::PushToTalk => "push-to-talk",
         }
     }
 }
@@ -266,6 +270,12 @@ impl Config {
                     "--wake-phrase needs --mode wake, but --mode is always; leave --mode out (the phrase implies wake), or leave the phrase out".into(),
                 ))
             }
+            (Some(ModeArg::PushToTalk), Some(_)) => {
+                return Err(ConfigError(
+                    "--wake-phrase needs --mode wake, but --mode is push-to-talk (a key already says who is addressed); leave one of them out".into(),
+                ))
+            }
+            (Some(ModeArg::PushToTalk), None) => Mode::PushToTalk,
             (None | Some(ModeArg::Always), None) => Mode::Always,
         };
         let verbosity = if cli.quiet { 0 } else { 1 + cli.verbose };

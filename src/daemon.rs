@@ -22,7 +22,7 @@ use crate::endpoint::EndHint;
 use crate::event::{DropReason, Event, EventSender, State, Transcript};
 use crate::listen::{Listeners, Unheard};
 use crate::notify::Notifier;
-use crate::pipeline::{now_ms, Speculation, StopDeadline, WorkerThread};
+use crate::pipeline::{now_ms, Hold, Speculation, StopDeadline, WorkerThread};
 use crate::stats::{lock, SharedCounters, Stats};
 use crate::transcribe::{Decoder, Transcriber, TranscriberSetup};
 use crate::wake::{Verdict, WakeRule};
@@ -236,6 +236,7 @@ impl Pipeline {
         input: SourceInput,
         decoder: Decoder,
         source_control: SourceControl,
+        hold: Hold,
         counters: &SharedCounters,
         events: EventSender,
     ) -> anyhow::Result<Self> {
@@ -264,6 +265,7 @@ impl Pipeline {
             utterances: utterance_tx,
             speculation,
             end_hint,
+            hold,
             events: events.clone(),
             counters: counters.dsp.clone(),
             wait_when_full: matches!(input, SourceInput::File { paced: false, .. }),
@@ -416,6 +418,21 @@ fn device_label(input: &Input) -> String {
     }
 }
 
+/// Push-to-talk at start: pauses the source and waits until its stream is closed.
+async fn close_microphone(source: &SourceControl) -> anyhow::Result<()> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    source
+        .send(crate::audio::SourceCommand::Pause(reply))
+        .map_err(anyhow::Error::msg)?;
+    match tokio::time::timeout(Duration::from_secs(5), answer).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(reason))) => Err(anyhow::anyhow!("cannot close the microphone: {reason}")),
+        _ => Err(anyhow::anyhow!(
+            "the capture source did not close within 5 s; check the sound server"
+        )),
+    }
+}
+
 /// Runs blocking work on a new thread spawned from the caller's, so what it
 /// spawns in turn (the source's threads) inherits the caller's priority, not
 /// that of a pooled thread a bus task may have started
@@ -452,16 +469,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let stats = Arc::new(Mutex::new(Stats::new(counters.clone())));
     let source_control = SourceControl::default();
     let listeners = Arc::new(Mutex::new(Listeners::default()));
+    let hold = Hold::default();
     let bus = Service::start(
         config.bus,
         Served {
             device: device_label(&config.input),
             model: model_path.display().to_string(),
             language: config.language.clone(),
-            mode: config.mode.as_str(),
+            mode: config.mode.clone(),
             source: source_control.clone(),
             stats: stats.clone(),
             listeners: listeners.clone(),
+            hold: hold.clone(),
         },
     )
     .await?;
@@ -484,8 +503,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
     // Only the workers hold event senders: the loop ends when all of them are done.
-    let pipeline =
-        Pipeline::start(&config, input, decoder, source_control, &counters, event_tx).await?;
+    let pipeline = Pipeline::start(
+        &config,
+        input,
+        decoder,
+        source_control.clone(),
+        hold,
+        &counters,
+        event_tx,
+    )
+    .await?;
+    if config.mode == Mode::PushToTalk {
+        // The source was opened to check it; it stays closed until a client
+        // starts an utterance.
+        close_microphone(&source_control).await?;
+    }
     EventLoop {
         publisher: Publisher {
             bus,
@@ -497,7 +529,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             hearing: false,
             listeners,
             wake: match &config.mode {
-                Mode::Always => None,
+                Mode::Always | Mode::PushToTalk => None,
                 Mode::Wake {
                     phrase,
                     follow_up_ms,

@@ -46,6 +46,8 @@ pub enum EndRule {
     Unfinished,
     /// The input ended, or the utterance reached --max-utterance-ms.
     Cut,
+    /// Push-to-talk: the client ended it (`EndUtterance`).
+    Released,
 }
 
 impl EndRule {
@@ -55,6 +57,7 @@ impl EndRule {
             EndRule::Complete => "complete",
             EndRule::Unfinished => "unfinished",
             EndRule::Cut => "cut",
+            EndRule::Released => "released",
         }
     }
 }

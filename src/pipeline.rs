@@ -86,6 +86,23 @@ impl Speculation {
     }
 }
 
+/// Push-to-talk: a client holds the utterance open (`StartUtterance` until
+/// `EndUtterance`). The D-Bus object sets it; the dsp thread reads it per
+/// block and, while it is set, the segmenter keeps one utterance open
+/// whatever the VAD says. Clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct Hold(Arc<std::sync::atomic::AtomicBool>);
+
+impl Hold {
+    pub fn set(&self, held: bool) {
+        self.0.store(held, Ordering::Release);
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The moment (capture clock) from which the whisper thread stops working:
 /// set once when the daemon stops, so an utterance still open or queued then
 /// ends as `Dropped(shutdown)` instead of holding the exit. Unset while the

@@ -38,6 +38,13 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 10_000)]
         timeout_ms: u32,
     },
+    /// Push-to-talk: start an utterance, end it when Enter is pressed (or
+    /// on Ctrl-C or the end of input), then print its transcript
+    Hold,
+    /// Push-to-talk: open the microphone and start an utterance (StartUtterance)
+    Start,
+    /// Push-to-talk: end the utterance and close the microphone (EndUtterance)
+    Stop,
     /// Show state, device, model and statistics (each command starts sottod
     /// through D-Bus activation where the bus can)
     Status,
@@ -73,6 +80,9 @@ fn main() -> ExitCode {
             Command::Once { timeout_ms } => client::once(bus, timeout_ms)
                 .await
                 .map(|text| println!("{text}")),
+            Command::Hold => client::hold(bus).await.map(|text| println!("{text}")),
+            Command::Start => client::utterance(bus, true).await,
+            Command::Stop => client::utterance(bus, false).await,
             Command::Status => client::status(bus).await.map(|s| print!("{s}")),
             Command::Pause => client::pause(bus, true).await,
             Command::Resume => client::pause(bus, false).await,

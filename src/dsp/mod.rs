@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::audio::CaptureStream;
 use crate::endpoint::{EndHint, EndRule};
 use crate::event::{send_blocking, DropReason, Event, EventSender};
-use crate::pipeline::{now_ms, Job, Speculation, WorkerThread, WHISPER_RATE};
+use crate::pipeline::{now_ms, Hold, Job, Speculation, WorkerThread, WHISPER_RATE};
 use resample::Resampler;
 use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
@@ -56,6 +56,8 @@ pub struct Dsp {
     pub speculation: Speculation,
     /// The whisper thread's verdicts on tentative utterances.
     pub end_hint: EndHint,
+    /// Push-to-talk: a client holds the utterance open.
+    pub hold: Hold,
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
@@ -109,6 +111,7 @@ impl Dsp {
                 block[..first.len()].copy_from_slice(first);
                 block[first.len()..n].copy_from_slice(second);
                 chunk.commit_all();
+                frontend.set_hold(self.hold.is_held());
                 frontend.push(&block[..n], &mut |s| self.handle(s));
             }
             frontend.end_stream(&mut |s| self.handle(s));
@@ -211,6 +214,11 @@ impl Frontend {
                 segmenter: Segmenter::new(settings).with_hint(hint),
             },
         }
+    }
+
+    /// Push-to-talk: see [`Segmenter::set_hold`].
+    pub fn set_hold(&mut self, held: bool) {
+        self.scorer.segmenter.set_hold(held);
     }
 
     /// No utterance is open or starting.

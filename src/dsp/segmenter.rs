@@ -87,6 +87,10 @@ struct Open {
     samples: Vec<f32>,
     /// Samples in the last tentative utterance handed out.
     tentative_samples: Option<usize>,
+    /// Push-to-talk: opened by a hold.
+    held: bool,
+    /// The frame at which the hold was released (the utterance's end).
+    released_at: Option<u64>,
 }
 
 /// The frames of silence (counted from the VAD's release) each rule needs.
@@ -126,6 +130,12 @@ pub struct Segmenter {
     open: Option<Open>,
     /// After a cut at max length, the next voiced frame opens at once.
     continuation: bool,
+    /// Push-to-talk: a client holds an utterance open; the VAD only marks
+    /// where the voice is (the trailing silence is trimmed).
+    held: bool,
+    /// The held utterance was cut at max length: nothing opens until the
+    /// hold is released.
+    hold_spent: bool,
     next_id: u64,
 }
 
@@ -169,6 +179,8 @@ impl Segmenter {
             onset: None,
             open: None,
             continuation: false,
+            held: false,
+            hold_spent: false,
             next_id: 1,
         }
     }
@@ -190,6 +202,21 @@ impl Segmenter {
             Some(Completeness::Unfinished) => (self.close_after.unfinished, EndRule::Unfinished),
             _ => (self.close_after.silence, EndRule::Silence),
         }
+    }
+
+    /// Push-to-talk: while `held`, one utterance is open from the next frame
+    /// on, whatever the VAD says; it closes at a release seen with an
+    /// utterance open (after the usual silence), at the end of the stream,
+    /// or at max length (then nothing opens until the hold is released).
+    pub fn set_hold(&mut self, held: bool) {
+        if !held {
+            self.hold_spent = false;
+            let at = self.frame_index;
+            if let Some(open) = self.open.as_mut().filter(|o| o.held) {
+                open.released_at.get_or_insert(at);
+            }
+        }
+        self.held = held;
     }
 
     /// Starts a new stream whose frame 0 is at `origin_ms` on the capture clock.
@@ -227,6 +254,10 @@ impl Segmenter {
         }
         self.history.extend(frame.iter().copied());
         let voiced = score >= self.threshold;
+        if self.held {
+            self.push_held(frame, index, voiced, out);
+            return;
+        }
 
         let Some(open) = &mut self.open else {
             if voiced {
@@ -295,6 +326,55 @@ impl Segmenter {
         }
     }
 
+    /// A frame while a client holds the utterance: opened at the first one,
+    /// never closed by silence, cut at max length.
+    fn push_held(
+        &mut self,
+        frame: &[f32; FRAME_SAMPLES],
+        index: u64,
+        voiced: bool,
+        out: &mut impl FnMut(Segment),
+    ) {
+        if self.hold_spent {
+            return;
+        }
+        let Some(open) = &mut self.open else {
+            let id = self.next_id;
+            self.next_id += 1;
+            let start_ms = self.time_ms(index);
+            let capacity = (self.max_frames + self.post_roll_frames + 1) as usize * FRAME_SAMPLES;
+            let mut samples = Vec::with_capacity(capacity);
+            samples.extend_from_slice(frame);
+            self.onset = None;
+            self.early = None;
+            out(Segment::Started { id, start_ms });
+            self.open = Some(Open {
+                id,
+                start_ms,
+                last_voiced: index,
+                audio_start_frame: index,
+                silence_run: 0,
+                samples,
+                tentative_samples: None,
+                held: true,
+                released_at: None,
+            });
+            return;
+        };
+        open.samples.extend_from_slice(frame);
+        if voiced {
+            open.last_voiced = index;
+        }
+        // The silence is not counted: only a release ends a held utterance.
+        open.silence_run = 0;
+        open.tentative_samples = None;
+        if self.origin_ms + (index + 1) * FRAME_MS - open.start_ms >= self.max_frames * FRAME_MS {
+            open.last_voiced = index;
+            self.close(Some(index + 1), EndRule::Cut, out);
+            self.hold_spent = true;
+        }
+    }
+
     /// Capture clock of the end of speech whose last voiced frame is `last_voiced`.
     fn speech_end_ms(&self, start_ms: u64, last_voiced: u64) -> u64 {
         self.time_ms((last_voiced + 1).saturating_sub(RELEASE_LAG_FRAMES))
@@ -346,6 +426,8 @@ impl Segmenter {
             silence_run: 0,
             samples,
             tentative_samples: None,
+            held: false,
+            released_at: None,
         });
     }
 
@@ -355,9 +437,17 @@ impl Segmenter {
         let Some(mut open) = self.open.take() else {
             return;
         };
-        let end_ms = match cut_frame {
-            Some(frame) => self.time_ms(frame),
-            None => self.speech_end_ms(open.start_ms, open.last_voiced),
+        let speech_end_ms = self.speech_end_ms(open.start_ms, open.last_voiced);
+        let (end_ms, rule) = match cut_frame {
+            Some(frame) => (self.time_ms(frame), rule),
+            // A held utterance ends where the client ended it: its latency
+            // counts from there, not from the last voiced frame (the silence
+            // before the release is the speaker's, and is trimmed).
+            None if open.held => {
+                let released = open.released_at.unwrap_or(self.frame_index);
+                (self.time_ms(released).max(speech_end_ms), EndRule::Released)
+            }
+            None => (speech_end_ms, rule),
         };
         let keep_frames = open.last_voiced + 1 + self.post_roll_frames - open.audio_start_frame;
         open.samples.truncate(keep_frames as usize * FRAME_SAMPLES);
@@ -587,6 +677,82 @@ mod tests {
         assert!(matches!(out[0], Segment::Started { .. }));
         assert!(matches!(out[1], Segment::Ended(_)));
         assert!(matches!(out[2], Segment::Started { .. }));
+    }
+
+    #[test]
+    fn a_held_utterance_ignores_the_vad_and_trims_only_its_tail() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let mut out = Vec::new();
+        let push = |seg: &mut Segmenter, score: f32, out: &mut Vec<Segment>| {
+            seg.push(&[0.0; FRAME_SAMPLES], score, &mut |s| out.push(s));
+        };
+        seg.begin_stream(1_000);
+        seg.set_hold(true);
+        // Opens at the first frame, silent or not.
+        push(&mut seg, 0.0, &mut out);
+        assert_eq!(
+            out,
+            vec![Segment::Started {
+                id: 1,
+                start_ms: 1_000
+            }]
+        );
+        // Speech with a pause far longer than --silence-ms: still one utterance.
+        for _ in 0..20 {
+            push(&mut seg, 0.9, &mut out);
+        }
+        for _ in 0..60 {
+            push(&mut seg, 0.0, &mut out);
+        }
+        for _ in 0..20 {
+            push(&mut seg, 0.9, &mut out);
+        }
+        for _ in 0..40 {
+            push(&mut seg, 0.0, &mut out);
+        }
+        assert_eq!(out.len(), 1, "no close, no tentative while held: {out:?}");
+        // Released at frame 141; what the ring still holds comes after it.
+        seg.set_hold(false);
+        for _ in 0..5 {
+            push(&mut seg, 0.0, &mut out);
+        }
+        seg.finish(&mut |s| out.push(s));
+        let Some(Segment::Ended(u)) = out.last() else {
+            panic!("{out:?}")
+        };
+        // Frames 0..=100 voiced at the end; the 40 silent frames after them
+        // are trimmed to the post-roll (10 frames).
+        assert_eq!(u.samples.len(), (101 + 10) * FRAME_SAMPLES);
+        assert_eq!(u.start_ms, 1_000);
+        // It ends at the release: its latency counts from there.
+        assert_eq!(u.end_ms, 1_000 + 141 * FRAME_MS);
+        assert_eq!(u.end_rule, EndRule::Released);
+    }
+
+    #[test]
+    fn a_held_utterance_is_cut_at_max_length_and_nothing_reopens_until_release() {
+        let mut seg = Segmenter::new(SETTINGS);
+        let mut out = Vec::new();
+        seg.begin_stream(0);
+        seg.set_hold(true);
+        for _ in 0..300 {
+            seg.push(&[0.0; FRAME_SAMPLES], 0.9, &mut |s| out.push(s));
+        }
+        let ends = out
+            .iter()
+            .filter(|s| matches!(s, Segment::Ended(_)))
+            .count();
+        let starts = out
+            .iter()
+            .filter(|s| matches!(s, Segment::Started { .. }))
+            .count();
+        assert_eq!((starts, ends), (1, 1), "{out:?}");
+        // Released, the VAD rules again.
+        seg.set_hold(false);
+        for _ in 0..10 {
+            seg.push(&[0.0; FRAME_SAMPLES], 0.9, &mut |s| out.push(s));
+        }
+        assert!(seg.is_open(), "speech after the release opens as usual");
     }
 
     #[test]

@@ -263,5 +263,12 @@ fn wake_flags_that_cannot_work() {
         &["--mode", "always", "--wake-phrase", "hey computer"],
         "--wake-phrase needs --mode wake",
     );
-    fails(&["--mode", "sometimes"], "possible values: always, wake");
+    fails(
+        &["--mode", "push-to-talk", "--wake-phrase", "hey computer"],
+        "but --mode is push-to-talk",
+    );
+    fails(
+        &["--mode", "sometimes"],
+        "possible values: always, wake, push-to-talk",
+    );
 }

@@ -164,6 +164,12 @@ fn listen_times_out_cleanly_in_silence_and_refuses_zero() {
         "{}",
         zero.stderr
     );
+    // Push-to-talk's methods name the mode they need.
+    let wrong = bus.try_call("StartUtterance").unwrap_err();
+    assert!(
+        wrong.contains("StartUtterance works in push-to-talk mode, and sottod runs in always mode"),
+        "{wrong}"
+    );
     // Nothing was lost: the daemon still serves.
     assert_eq!(bus.state(), "listening");
     let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
@@ -386,4 +392,210 @@ fn wake_publishes_exactly_the_addressed_and_the_rest_goes_nowhere() {
         "hit rate {hits}/{n_addressed}"
     );
     assert!(false_alarms <= 1, "false rate {false_alarms}/{n_chatter}");
+}
+
+/// `sotto hold` with Enter pressed `after` it started.
+fn hold_for(bus: &PrivateBus, after: Duration) -> Run {
+    use std::io::Write;
+    let mut hold = sotto(bus)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = hold.stdin.take().unwrap();
+    std::thread::sleep(after);
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    wait_output(hold, Duration::from_secs(40))
+}
+
+#[test]
+fn push_to_talk_on_a_file_is_one_utterance_from_start_to_end() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("held.wav");
+    // Two sentences with a pause longer than --max-silence-ms between them.
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.3)
+        .say("turn on the kitchen lights")
+        .silence(1.0);
+    s.say("and play some music").silence(1.0);
+    // Room for a second press before the file ends (its end stops sottod).
+    s.silence(10.0);
+    s.write(&wav);
+    let mut daemon = paced_daemon(&bus, &wav, &["--mode", "push-to-talk"]);
+    bus.wait_for_state("paused", Duration::from_secs(10));
+    assert_eq!(bus.property("Mode"), "s \"push-to-talk\"");
+    for (method, needle) in [
+        ("EndUtterance", "org.sotto.Sotto1.Error.NotStarted"),
+        ("Resume", "org.sotto.Sotto1.Error.WrongMode"),
+        ("Pause", "org.sotto.Sotto1.Error.WrongMode"),
+    ] {
+        let err = gdbus_call(&bus, method).unwrap_err();
+        assert!(err.contains(needle), "{method}: {err}");
+    }
+    // Nothing was captured while closed.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon
+        .try_event(
+            |e| e["event"] == "speech_started",
+            Duration::from_millis(100)
+        )
+        .is_none());
+    let held = hold_for(&bus, Duration::from_millis(6_500));
+    assert!(held.status.success(), "sotto hold: {}", held.stderr);
+    let ended = daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(5));
+    assert_eq!(ended["timing"]["end_rule"], "released", "{ended}");
+    // Its latency counts from the release, so a long hold is not late.
+    // (The speech ended about 2.5 s before the release.)
+    assert!(
+        ended["timing"]["silence_ms"].as_u64().unwrap() < 1_500,
+        "{ended}"
+    );
+    let said = normalise(&held.stdout);
+    for word in ["kitchen", "lights", "music"] {
+        assert!(said.contains(word), "{word} in {said:?}");
+    }
+    bus.wait_for_state("paused", Duration::from_secs(5));
+    // A second press of the key while held is harmless (key repeat).
+    bus.call("StartUtterance");
+    bus.call("StartUtterance");
+    std::thread::sleep(Duration::from_millis(400));
+    bus.call("EndUtterance");
+    let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    let utts = utterances(&events);
+    assert_eq!(
+        utts.len(),
+        2,
+        "the held one, then the empty second press: {events:?}"
+    );
+    assert_eq!(transcripts(&events)[0], held.stdout.trim());
+    assert!(
+        run.stderr.contains("push-to-talk: the microphone opened"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A method called with gdbus; `Err` holds gdbus's error text.
+fn gdbus_call(bus: &PrivateBus, method: &str) -> Result<String, String> {
+    let out = bus
+        .client("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.sotto.Sotto1",
+            "--object-path",
+            "/org/sotto/Sotto1",
+            "--method",
+        ])
+        .arg(format!("org.sotto.Sotto1.{method}"))
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn push_to_talk_opens_the_microphone_only_while_held_or_listened_for() {
+    model_path();
+    let mic = VirtualMic::start();
+    let dir = scratch();
+    let first = dir.path().join("first.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.3).say("switch off the radio").silence(1.0);
+    s.say("and the kitchen lights").silence(0.6);
+    s.write(&first);
+    let second = dir.path().join("second.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.3).say("what time is it").silence(1.5);
+    s.write(&second);
+
+    let mut cmd = mic.sottod();
+    cmd.args(["--mode", "push-to-talk", "--json"]);
+    let mut daemon = LiveDaemon::spawn(cmd);
+    mic.bus.wait_for_name();
+    mic.bus.wait_for_state("paused", Duration::from_secs(30));
+    assert_eq!(mic.recording_streams(), 0, "closed until a start");
+
+    // Held: open from StartUtterance to EndUtterance, one utterance across the pause.
+    mic.bus.call("StartUtterance");
+    assert_eq!(mic.recording_streams(), 1, "open while held");
+    let (_, mut paplay) = mic.play(&first);
+    assert!(paplay.wait().unwrap().success());
+    mic.bus.call("EndUtterance");
+    assert_eq!(mic.recording_streams(), 0, "closed after the end");
+    let t = daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(15));
+    let text = normalise(t["text"].as_str().unwrap());
+    assert!(
+        text.contains("radio") && text.contains("kitchen"),
+        "{text:?}"
+    );
+
+    // Listen opens it too, and the VAD ends the utterance.
+    let listen = mic
+        .bus
+        .client(env!("CARGO_BIN_EXE_sotto"))
+        .args(["once", "--timeout-ms", "20000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let opened = std::time::Instant::now();
+    while mic.recording_streams() == 0 {
+        assert!(
+            opened.elapsed() < Duration::from_secs(10),
+            "Listen opens the microphone"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, mut paplay) = mic.play(&second);
+    assert!(paplay.wait().unwrap().success());
+    let once = wait_output(listen, Duration::from_secs(20));
+    assert!(once.status.success(), "{}", once.stderr);
+    assert_eq!(normalise(&once.stdout), "what time is it");
+    let closed = std::time::Instant::now();
+    while mic.recording_streams() != 0 {
+        assert!(
+            closed.elapsed() < Duration::from_secs(5),
+            "closed after the Listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // How fast the microphone opens: five presses.
+    for _ in 0..5 {
+        mic.bus.call("StartUtterance");
+        std::thread::sleep(Duration::from_millis(300));
+        mic.bus.call("EndUtterance");
+    }
+    let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+    let mut open_ms: Vec<u64> = run
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            l.split("microphone opened ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    open_ms.sort_unstable();
+    assert_eq!(open_ms.len(), 6, "{}", run.stderr);
+    eprintln!(
+        "push-to-talk open (StartUtterance to a playing stream): p50 {} ms, max {} ms",
+        open_ms[open_ms.len() / 2],
+        open_ms[open_ms.len() - 1]
+    );
+    utterances(&run.events());
 }

@@ -45,6 +45,7 @@ fn spawn_dsp() -> (
         utterances: utt_tx,
         speculation: Default::default(),
         end_hint: Default::default(),
+        hold: Default::default(),
         events: ev_tx,
         counters: Default::default(),
         wait_when_full: false,
