@@ -515,6 +515,17 @@ impl Sotto1 {
     #[zbus(signal)]
     async fn speech_ended(emitter: &SignalEmitter<'_>, id: u64, end_ms: u64) -> zbus::Result<()>;
 
+    /// `--partials`: an interim decode of utterance `id`, which is still
+    /// open; the first `stable` characters of `text` no later Partial of it
+    /// changes. The Transcript is the final word and may differ.
+    #[zbus(signal)]
+    async fn partial(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        text: &str,
+        stable: u32,
+    ) -> zbus::Result<()>;
+
     /// Wake mode: utterance `id` began with the wake phrase; its transcript
     /// (the phrase stripped, empty for the phrase alone) follows.
     #[zbus(signal)]
@@ -637,6 +648,7 @@ impl Service {
             }
             Event::SpeechEnded { id, end_ms } => Sotto1::speech_ended(e, *id, *end_ms).await,
             Event::Woken { id } => Sotto1::woken(e, *id).await,
+            Event::Partial { id, text, stable } => Sotto1::partial(e, *id, text, *stable).await,
             Event::Transcript(t) => {
                 let latency = u32::try_from(latency_ms).unwrap_or(u32::MAX);
                 Sotto1::transcript(
@@ -1044,6 +1056,10 @@ pub mod client {
             "Woken" => {
                 let id: u64 = body.deserialize().ok()?;
                 Event::Woken { id }
+            }
+            "Partial" => {
+                let (id, text, stable): (u64, String, u32) = body.deserialize().ok()?;
+                Event::Partial { id, text, stable }
             }
             "Transcript" => {
                 let (id, text, start_ms, end_ms, confidence, latency_ms): (

@@ -197,6 +197,16 @@ pub struct Cli {
     )]
     pub follow_up_ms: i64,
 
+    /// While an utterance is open, decode the audio so far about every 500 ms
+    /// (less often when decodes are slow) and publish Partial(id, text,
+    /// stable): its first `stable` characters never change in a later
+    /// Partial. Never delays the final transcript (an interim decode is
+    /// skipped or stopped when other work comes). With push-to-talk: partials
+    /// of the held utterance; with --wake-phrase: only those that begin with
+    /// the phrase (stripped)
+    #[arg(long, env = "SOTTO_PARTIALS")]
+    pub partials: bool,
+
     /// Bus to publish on
     #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
     pub bus: BusArg,

@@ -73,6 +73,8 @@ pub struct Config {
     pub max_latency_ms: u64,
     pub bus: BusKind,
     pub mode: Mode,
+    /// `--partials`: interim decodes while an utterance is open.
+    pub partials: bool,
     pub json: bool,
     /// 0 errors only, 1 warnings and info (default), 2 debug (transcript text
     /// included), 3 trace.
@@ -300,6 +302,7 @@ impl Config {
                 BusArg::System => BusKind::System,
             },
             mode,
+            partials: cli.partials,
             json: cli.json,
             verbosity,
         })

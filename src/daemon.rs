@@ -22,7 +22,7 @@ use crate::endpoint::EndHint;
 use crate::event::{DropReason, Event, EventSender, State, Transcript};
 use crate::listen::{Listeners, Unheard};
 use crate::notify::Notifier;
-use crate::pipeline::{now_ms, Hold, Speculation, StopDeadline, WorkerThread};
+use crate::pipeline::{now_ms, Hold, PartialSlot, Speculation, StopDeadline, WorkerThread};
 use crate::stats::{lock, SharedCounters, Stats};
 use crate::transcribe::{Decoder, Transcriber, TranscriberSetup};
 use crate::wake::{Verdict, WakeRule};
@@ -118,11 +118,35 @@ impl Publisher {
         }
     }
 
+    /// A Partial as it may be published: only while its utterance is open
+    /// and before its `SpeechEnded` (an interim decode may finish just
+    /// after), and in wake mode only once it begins with the phrase (which
+    /// is stripped); `None` holds it back.
+    fn partial(&self, id: u64, text: String, stable: u32) -> Option<Event> {
+        if self.open.get(&id) != Some(&false) {
+            return None;
+        }
+        let Some(rule) = &self.wake else {
+            return Some(Event::Partial { id, text, stable });
+        };
+        let rest = rule.phrase().strip(&text)?.rest;
+        let cut = text.chars().count() - rest.chars().count();
+        Some(Event::Partial {
+            id,
+            stable: stable.saturating_sub(cut as u32),
+            text: rest,
+        })
+    }
+
     /// Publishes an event from a worker: a transcript is first addressed
     /// (wake mode) and held to its latency bound.
     async fn publish(&mut self, event: Event) {
         let mut latency_ms = 0;
         let event = match event {
+            Event::Partial { id, text, stable } => match self.partial(id, text, stable) {
+                Some(partial) => partial,
+                None => return,
+            },
             Event::Transcript(t) => match self.address(t.clone()).await {
                 None => Event::Dropped {
                     id: t.id,
@@ -245,6 +269,7 @@ impl Pipeline {
         let speculation = Speculation::default();
         let stop = StopDeadline::default();
         let end_hint = EndHint::default();
+        let partials = config.partials.then(PartialSlot::default);
         let whisper = Transcriber::spawn(
             decoder,
             TranscriberSetup {
@@ -257,6 +282,7 @@ impl Pipeline {
                 threads: config.threads,
                 end_hint: end_hint.clone(),
                 language: config.language.clone(),
+                partials: partials.clone(),
             },
         );
         let dsp = Dsp {
@@ -266,6 +292,7 @@ impl Pipeline {
             speculation,
             end_hint,
             hold,
+            partials,
             events: events.clone(),
             counters: counters.dsp.clone(),
             wait_when_full: matches!(input, SourceInput::File { paced: false, .. }),

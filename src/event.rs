@@ -231,6 +231,13 @@ pub enum Event {
         id: u64,
         end_ms: u64,
     },
+    /// `--partials`: an interim decode of an open utterance; its first
+    /// `stable` characters no later Partial of it changes.
+    Partial {
+        id: u64,
+        text: String,
+        stable: u32,
+    },
     /// Wake mode: the utterance began with the wake phrase (sent before its
     /// transcript).
     Woken {
@@ -286,6 +293,9 @@ impl Event {
                     }
                 }
                 value
+            }
+            Event::Partial { id, text, stable } => {
+                json!({"event": "partial", "id": id, "text": text, "stable": stable})
             }
             Event::Woken { id } => json!({"event": "woken", "id": id}),
             Event::Dropped { id, reason } => {

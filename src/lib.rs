@@ -16,6 +16,7 @@ pub mod listen;
 pub mod logging;
 pub mod model;
 pub mod notify;
+pub mod partial;
 pub mod pipeline;
 pub mod priority;
 pub mod ratelimit;

@@ -86,6 +86,87 @@ impl Speculation {
     }
 }
 
+/// Partial results: the newest snapshot of an open utterance's audio, for
+/// an interim decode. The dsp thread offers one (replacing any the whisper
+/// thread has not taken: a busy decoder skips partials, it never queues
+/// them) and withdraws the utterance when its speech pauses or ends; the
+/// whisper thread takes the snapshot when it has nothing else to do and
+/// stops an interim decode whose utterance is withdrawn. Clones share one
+/// slot.
+#[derive(Clone)]
+pub struct PartialSlot(Arc<PartialInner>);
+
+struct PartialInner {
+    latest: std::sync::Mutex<Option<Utterance>>,
+    current: AtomicU64,
+    /// The last interim decode's wall time, ms (the dsp thread paces by it).
+    decode_ms: AtomicU64,
+    wake_tx: crossbeam_channel::Sender<()>,
+    wake_rx: crossbeam_channel::Receiver<()>,
+}
+
+impl Default for PartialSlot {
+    fn default() -> Self {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Self(Arc::new(PartialInner {
+            latest: std::sync::Mutex::new(None),
+            current: AtomicU64::new(NOBODY),
+            decode_ms: AtomicU64::new(0),
+            wake_tx,
+            wake_rx,
+        }))
+    }
+}
+
+impl PartialSlot {
+    fn latest(&self) -> std::sync::MutexGuard<'_, Option<Utterance>> {
+        // A plain Option: a panic elsewhere cannot leave it torn.
+        self.0.latest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The dsp thread: the audio of `utterance` so far.
+    pub fn offer(&self, utterance: Utterance) {
+        self.0.current.store(utterance.id, Ordering::Release);
+        *self.latest() = Some(utterance);
+        let _ = self.0.wake_tx.try_send(());
+    }
+
+    /// The dsp thread: `id`'s speech paused or ended; no more partials of it.
+    pub fn withdraw(&self, id: u64) {
+        let _ = self
+            .0
+            .current
+            .compare_exchange(id, NOBODY, Ordering::AcqRel, Ordering::Relaxed);
+        let mut latest = self.latest();
+        if latest.as_ref().is_some_and(|u| u.id == id) {
+            *latest = None;
+        }
+    }
+
+    /// The whisper thread: the newest snapshot, if one waits.
+    pub fn take(&self) -> Option<Utterance> {
+        self.latest().take()
+    }
+
+    /// Is `id` still open and speaking?
+    pub fn is_current(&self, id: u64) -> bool {
+        id != NOBODY && self.0.current.load(Ordering::Acquire) == id
+    }
+
+    /// Wakes the whisper thread when a snapshot is offered.
+    pub fn wake(&self) -> &crossbeam_channel::Receiver<()> {
+        &self.0.wake_rx
+    }
+
+    pub fn record_decode_ms(&self, ms: u64) {
+        self.0.decode_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn last_decode_ms(&self) -> u64 {
+        self.0.decode_ms.load(Ordering::Relaxed)
+    }
+}
+
 /// Push-to-talk: a client holds the utterance open (`StartUtterance` until
 /// `EndUtterance`). The D-Bus object sets it; the dsp thread reads it per
 /// block and, while it is set, the segmenter keeps one utterance open

@@ -173,6 +173,11 @@ impl WakeRule {
         }
     }
 
+    /// The phrase.
+    pub fn phrase(&self) -> &WakePhrase {
+        &self.phrase
+    }
+
     /// Judges the transcript of an utterance that started at `start_ms` and
     /// ended at `end_ms` (capture clock).
     pub fn judge(&mut self, text: &str, start_ms: u64, end_ms: u64) -> Verdict {

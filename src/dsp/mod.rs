@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::audio::CaptureStream;
 use crate::endpoint::{EndHint, EndRule};
 use crate::event::{send_blocking, DropReason, Event, EventSender};
-use crate::pipeline::{now_ms, Hold, Job, Speculation, WorkerThread, WHISPER_RATE};
+use crate::pipeline::{now_ms, Hold, Job, PartialSlot, Speculation, WorkerThread, WHISPER_RATE};
 use resample::Resampler;
 use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
@@ -26,6 +26,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// clock, so reading it up to 50 ms late changes no boundary and no latency,
 /// and an idle daemon wakes 20 times a second instead of 100.
 pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// `--partials`: an interim decode about this often (ms of speech)…
+pub const PARTIAL_EVERY_MS: u64 = 500;
+/// …but never more often than this many times the last one's decode time
+/// (tenths), so interim decodes leave the decoder free most of the time.
+const PARTIAL_DECODE_SHARE_TENTHS: u64 = 15;
 
 /// Samples read from the ring per step (any size works; this bounds the work
 /// between two checks of the ring).
@@ -58,6 +64,8 @@ pub struct Dsp {
     pub end_hint: EndHint,
     /// Push-to-talk: a client holds the utterance open.
     pub hold: Hold,
+    /// `--partials`: where interim snapshots go (`None`: off).
+    pub partials: Option<PartialSlot>,
     /// Events to the event loop.
     pub events: EventSender,
     pub counters: Arc<DspCounters>,
@@ -112,7 +120,14 @@ impl Dsp {
                 block[first.len()..n].copy_from_slice(second);
                 chunk.commit_all();
                 frontend.set_hold(self.hold.is_held());
+                if let Some(partials) = &self.partials {
+                    let pace = partials.last_decode_ms() * PARTIAL_DECODE_SHARE_TENTHS / 10;
+                    frontend.set_partial_interval_ms(PARTIAL_EVERY_MS.max(pace));
+                }
                 frontend.push(&block[..n], &mut |s| self.handle(s));
+                if let (Some(partials), Some(id)) = (&self.partials, frontend.pausing()) {
+                    partials.withdraw(id);
+                }
             }
             frontend.end_stream(&mut |s| self.handle(s));
         }
@@ -125,7 +140,15 @@ impl Dsp {
                 send_blocking(&self.events, Event::SpeechStarted { id, start_ms });
                 send_blocking(&self.events, Event::Hearing(true));
             }
+            Segment::Partial(utterance) => {
+                if let Some(partials) = &self.partials {
+                    partials.offer(utterance);
+                }
+            }
             Segment::Tentative(utterance) => {
+                if let Some(partials) = &self.partials {
+                    partials.withdraw(utterance.id);
+                }
                 self.speculation.name(utterance.id);
                 // Best effort: a busy transcriber has better things to do.
                 let _ = self.utterances.try_send(Job::Speculate(utterance));
@@ -138,6 +161,9 @@ impl Dsp {
                     .fetch_add(1, Ordering::Relaxed);
             }
             Segment::Ended(utterance) => {
+                if let Some(partials) = &self.partials {
+                    partials.withdraw(utterance.id);
+                }
                 if utterance.end_rule == EndRule::Complete {
                     self.counters.early_closes.fetch_add(1, Ordering::Relaxed);
                 }
@@ -214,6 +240,16 @@ impl Frontend {
                 segmenter: Segmenter::new(settings).with_hint(hint),
             },
         }
+    }
+
+    /// See [`Segmenter::pausing`].
+    pub fn pausing(&self) -> Option<u64> {
+        self.scorer.segmenter.pausing()
+    }
+
+    /// `--partials`: see [`Segmenter::set_partial_interval_ms`].
+    pub fn set_partial_interval_ms(&mut self, ms: u64) {
+        self.scorer.segmenter.set_partial_interval_ms(ms);
     }
 
     /// Push-to-talk: see [`Segmenter::set_hold`].

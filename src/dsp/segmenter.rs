@@ -69,6 +69,9 @@ pub enum Segment {
     EarlyCloseResumed {
         id: u64,
     },
+    /// `--partials`: the open utterance's audio so far, for an interim
+    /// decode (at most one per partial interval, only while it is voiced).
+    Partial(Utterance),
 }
 
 struct Onset {
@@ -89,6 +92,8 @@ struct Open {
     tentative_samples: Option<usize>,
     /// Push-to-talk: opened by a hold.
     held: bool,
+    /// The frame of the last partial handed out (the open frame at first).
+    last_partial: u64,
     /// The frame at which the hold was released (the utterance's end).
     released_at: Option<u64>,
 }
@@ -136,6 +141,8 @@ pub struct Segmenter {
     /// The held utterance was cut at max length: nothing opens until the
     /// hold is released.
     hold_spent: bool,
+    /// `--partials`: frames between two partials (0: none).
+    partial_frames: u64,
     next_id: u64,
 }
 
@@ -181,6 +188,7 @@ impl Segmenter {
             continuation: false,
             held: false,
             hold_spent: false,
+            partial_frames: 0,
             next_id: 1,
         }
     }
@@ -219,6 +227,32 @@ impl Segmenter {
         self.held = held;
     }
 
+    /// `--partials`: hand out the open utterance's audio every `ms` of it
+    /// while it is voiced (0: never).
+    pub fn set_partial_interval_ms(&mut self, ms: u64) {
+        self.partial_frames = frames(ms);
+    }
+
+    /// A partial of the open utterance, if one is due at frame `index`.
+    fn maybe_partial(&mut self, index: u64, out: &mut impl FnMut(Segment)) {
+        let interval = self.partial_frames;
+        let time_ms = self.time_ms(index + 1);
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        if interval == 0 || open.silence_run > 0 || index < open.last_partial + interval {
+            return;
+        }
+        open.last_partial = index;
+        out(Segment::Partial(Utterance {
+            id: open.id,
+            samples: open.samples.clone(),
+            start_ms: open.start_ms,
+            end_ms: time_ms,
+            end_rule: EndRule::Silence,
+        }));
+    }
+
     /// Starts a new stream whose frame 0 is at `origin_ms` on the capture clock.
     pub fn begin_stream(&mut self, origin_ms: u64) {
         self.origin_ms = origin_ms;
@@ -233,6 +267,16 @@ impl Segmenter {
     #[cfg(test)]
     fn is_open(&self) -> bool {
         self.open.is_some()
+    }
+
+    /// The open utterance, while its last frame was not voiced (its speech
+    /// may be ending): an interim decode of it would only compete with the
+    /// decode that starts at the tentative close. Never while held.
+    pub fn pausing(&self) -> Option<u64> {
+        self.open
+            .as_ref()
+            .filter(|o| o.silence_run > 0 && !self.held)
+            .map(|o| o.id)
     }
 
     /// Nothing open and no onset counting: the last frames were silence.
@@ -324,6 +368,7 @@ impl Segmenter {
                 end_rule: EndRule::Silence,
             }));
         }
+        self.maybe_partial(index, out);
     }
 
     /// A frame while a client holds the utterance: opened at the first one,
@@ -357,6 +402,7 @@ impl Segmenter {
                 samples,
                 tentative_samples: None,
                 held: true,
+                last_partial: index,
                 released_at: None,
             });
             return;
@@ -373,6 +419,7 @@ impl Segmenter {
             self.close(Some(index + 1), EndRule::Cut, out);
             self.hold_spent = true;
         }
+        self.maybe_partial(index, out);
     }
 
     /// Capture clock of the end of speech whose last voiced frame is `last_voiced`.
@@ -427,6 +474,7 @@ impl Segmenter {
             samples,
             tentative_samples: None,
             held: false,
+            last_partial: index,
             released_at: None,
         });
     }
@@ -632,6 +680,7 @@ mod tests {
                 Segment::Resumed { .. } => "resumed",
                 Segment::Ended(_) => "ended",
                 Segment::EarlyCloseResumed { .. } => "early-close-resumed",
+                Segment::Partial(_) => "partial",
             })
             .collect();
         assert_eq!(
@@ -753,6 +802,51 @@ mod tests {
             seg.push(&[0.0; FRAME_SAMPLES], 0.9, &mut |s| out.push(s));
         }
         assert!(seg.is_open(), "speech after the release opens as usual");
+    }
+
+    #[test]
+    fn partials_come_at_their_interval_while_voiced_only() {
+        let mut seg = Segmenter::new(SETTINGS);
+        seg.set_partial_interval_ms(160); // 10 frames
+        let mut out = Vec::new();
+        seg.begin_stream(0);
+        let push = |seg: &mut Segmenter, score: f32, out: &mut Vec<Segment>| {
+            seg.push(&[0.0; FRAME_SAMPLES], score, &mut |s| out.push(s));
+        };
+        for _ in 0..46 {
+            push(&mut seg, 0.9, &mut out);
+        }
+        // Opens at frame 5 (6 voiced); partials at frames 15, 25, 35, 45.
+        let partials: Vec<&Utterance> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Partial(u) => Some(u),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(partials.len(), 4, "{out:?}");
+        assert!(partials
+            .windows(2)
+            .all(|w| w[1].samples.len() > w[0].samples.len()));
+        assert_eq!(partials[0].end_ms, 16 * FRAME_MS);
+        // None during the silence after the speech.
+        let before = out.len();
+        for _ in 0..25 {
+            push(&mut seg, 0.0, &mut out);
+        }
+        assert!(
+            !out[before..]
+                .iter()
+                .any(|s| matches!(s, Segment::Partial(_))),
+            "{out:?}"
+        );
+        // Off: none at all.
+        let mut seg = Segmenter::new(SETTINGS);
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            push(&mut seg, 0.9, &mut out);
+        }
+        assert!(!out.iter().any(|s| matches!(s, Segment::Partial(_))));
     }
 
     #[test]

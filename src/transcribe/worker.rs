@@ -14,8 +14,10 @@ use super::decoder::{audio_ctx_for, DecodeError, DecodeOptions, Decoder, AUDIO_C
 use super::judge::{judge, Heard};
 use crate::endpoint::{completeness, Completeness, EndHint};
 use crate::event::{send_blocking, DropReason, ErrorKind, Event, EventSender, Timing, Transcript};
+use crate::partial::Agreement;
 use crate::pipeline::{
-    now_ms, samples_to_ms, Job, Speculation, StopDeadline, Utterance, WorkerThread, WHISPER_RATE,
+    now_ms, samples_to_ms, Job, PartialSlot, Speculation, StopDeadline, Utterance, WorkerThread,
+    WHISPER_RATE,
 };
 
 /// Milliseconds kept between the end of a decode and the deadline, for
@@ -67,6 +69,8 @@ pub struct TranscriberSetup {
     pub end_hint: EndHint,
     /// The spoken language, for the completeness rule.
     pub language: String,
+    /// `--partials`: interim snapshots from the dsp thread (`None`: off).
+    pub partials: Option<PartialSlot>,
 }
 
 /// Handle to the whisper thread. The thread ends when the job channel closes
@@ -138,6 +142,8 @@ pub struct Worker<E> {
     /// decoded, and nothing would bring it back down.
     fastest_ms_per_ctx_frame: f64,
     kept: Option<Kept>,
+    /// The interim decodes of the open utterance.
+    agreement: Agreement,
 }
 
 impl<E: Engine> Worker<E> {
@@ -148,14 +154,75 @@ impl<E: Engine> Worker<E> {
             setup,
             fastest_ms_per_ctx_frame: ms_per_ctx_frame,
             kept: None,
+            agreement: Agreement::default(),
         }
     }
 
     /// Works until the job channel closes and is drained.
     pub fn run(mut self) {
-        while let Ok(job) = self.setup.jobs.recv() {
-            let events = self.setup.events.clone();
-            self.handle(job, &mut |e| send_blocking(&events, e));
+        let events = self.setup.events.clone();
+        let emit = &mut |e| send_blocking(&events, e);
+        let Some(partials) = self.setup.partials.clone() else {
+            while let Ok(job) = self.setup.jobs.recv() {
+                self.handle(job, emit);
+            }
+            return;
+        };
+        let jobs = self.setup.jobs.clone();
+        loop {
+            // Jobs first: an interim decode only runs when nothing else waits.
+            match jobs.try_recv() {
+                Ok(job) => {
+                    self.handle(job, emit);
+                    continue;
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            crossbeam_channel::select! {
+                recv(jobs) -> job => match job {
+                    Ok(job) => self.handle(job, emit),
+                    Err(_) => return,
+                },
+                recv(partials.wake()) -> _ => {
+                    if jobs.is_empty() {
+                        if let Some(snapshot) = partials.take() {
+                            self.partial(snapshot, &partials, emit);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An interim decode of an open utterance: stopped the moment its speech
+    /// pauses or ends or any job arrives, so it never delays a final one.
+    fn partial(
+        &mut self,
+        utterance: Utterance,
+        partials: &PartialSlot,
+        emit: &mut impl FnMut(Event),
+    ) {
+        let id = utterance.id;
+        let (slot, jobs, stop) = (
+            partials.clone(),
+            self.setup.jobs.clone(),
+            self.setup.stop.clone(),
+        );
+        let current = move || slot.is_current(id) && jobs.is_empty() && !stop.passed();
+        if !current() {
+            return;
+        }
+        let deadline = self.deadline(&utterance);
+        let outcome = self.decode(&utterance, deadline, &current);
+        partials.record_decode_ms(outcome.ended_ms - outcome.started_ms);
+        if let (Ok(Heard::Text { text, .. }), true) = (outcome.result, partials.is_current(id)) {
+            let p = self.agreement.update(id, &text);
+            emit(Event::Partial {
+                id,
+                text: p.text,
+                stable: p.stable,
+            });
         }
     }
 
@@ -452,6 +519,7 @@ mod tests {
             threads: 1,
             end_hint: EndHint::default(),
             language: "en".into(),
+            partials: None,
         };
         Rig {
             worker: Worker::new(fake, setup, ms_per_ctx_frame),
@@ -461,6 +529,65 @@ mod tests {
             stop,
             _jobs: jobs_tx,
         }
+    }
+
+    #[test]
+    fn an_interim_decode_stops_when_a_job_comes_or_its_speech_pauses() {
+        let mut r = rig(
+            vec![
+                Answer::UntilAborted,
+                Answer::UntilAborted,
+                Answer::Hear(words("Turn on")),
+            ],
+            5_000,
+            1.0,
+        );
+        let slot = PartialSlot::default();
+        let mut events = Vec::new();
+        // A job arrives mid-decode: the interim decode gives way.
+        slot.offer(utterance(1));
+        let jobs = r._jobs.clone();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            jobs.send(Job::Speculate(utterance(1))).unwrap();
+        });
+        let snapshot = slot.take().unwrap();
+        r.worker.partial(snapshot, &slot, &mut |e| events.push(e));
+        sender.join().unwrap();
+        assert_eq!(r.aborts.load(Ordering::SeqCst), 1);
+        while r.worker.setup.jobs.try_recv().is_ok() {}
+        // Its speech pauses mid-decode: stopped too.
+        slot.offer(utterance(1));
+        let snapshot = slot.take().unwrap();
+        let withdraw = slot.clone();
+        let pauser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            withdraw.withdraw(1);
+        });
+        r.worker.partial(snapshot, &slot, &mut |e| events.push(e));
+        pauser.join().unwrap();
+        assert_eq!(r.aborts.load(Ordering::SeqCst), 2);
+        assert!(
+            events.is_empty(),
+            "a stopped decode publishes nothing: {events:?}"
+        );
+        // Withdrawn before it starts: not even decoded.
+        slot.offer(utterance(2));
+        slot.withdraw(2);
+        assert!(slot.take().is_none());
+        // A finished one becomes a Partial.
+        slot.offer(utterance(3));
+        let snapshot = slot.take().unwrap();
+        r.worker.partial(snapshot, &slot, &mut |e| events.push(e));
+        assert_eq!(
+            events,
+            [Event::Partial {
+                id: 3,
+                text: "Turn on".into(),
+                stable: 0
+            }]
+        );
+        assert_eq!(r.calls.load(Ordering::SeqCst), 3);
     }
 
     /// A one-second utterance that ended now.

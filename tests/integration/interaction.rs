@@ -599,3 +599,119 @@ fn push_to_talk_opens_the_microphone_only_while_held_or_listened_for() {
     );
     utterances(&run.events());
 }
+
+/// The Partials of utterance `id` in order, checked against the contract:
+/// all before its `speech_ended`, `stable` never decreasing, and every
+/// committed prefix kept by every later Partial.
+fn checked_partials(events: &[Value], id: u64) -> Vec<(String, u64)> {
+    let ended = events
+        .iter()
+        .position(|e| e["event"] == "speech_ended" && e["id"] == id)
+        .expect("the utterance ended");
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        if e["event"] != "partial" || e["id"] != id {
+            continue;
+        }
+        assert!(i < ended, "a Partial after SpeechEnded: {e}");
+        let text = e["text"].as_str().unwrap().to_string();
+        let stable = e["stable"].as_u64().unwrap();
+        assert!(stable as usize <= text.chars().count(), "{e}");
+        if let Some((before, before_stable)) = out.last() {
+            assert!(stable >= *before_stable, "stable went down: {e}");
+            let committed: String = before.chars().take(*before_stable as usize).collect();
+            assert!(text.starts_with(&committed), "{committed:?} changed: {e}");
+        }
+        out.push((text, stable));
+    }
+    out
+}
+
+const LONG_SENTENCE: &str =
+    "please turn on the kitchen lights and then play some quiet music in the living room for an hour";
+
+#[test]
+fn partials_grow_while_speaking_and_leave_the_transcript_as_it_was() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("long.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5).say(LONG_SENTENCE).silence(1.5);
+    s.write(&wav);
+    let file = wav.to_str().unwrap();
+    let with = run_sottod(
+        &["--input-file", file, "--json", "--partials"],
+        Duration::from_secs(60),
+    );
+    assert!(with.status.success(), "{}", with.stderr);
+    let without = run_sottod(&["--input-file", file, "--json"], Duration::from_secs(60));
+    assert!(without.status.success(), "{}", without.stderr);
+    let (events, plain) = (with.events(), without.events());
+    assert_eq!(utterances(&events).len(), 1, "{events:?}");
+    let partials = checked_partials(&events, 1);
+    assert!(partials.len() >= 3, "{partials:?}");
+    assert!(
+        partials.last().unwrap().1 > 0,
+        "words were committed: {partials:?}"
+    );
+    assert_eq!(
+        transcripts(&events),
+        transcripts(&plain),
+        "the final word is the same"
+    );
+    // Reported, not asserted: how soon the first Partial came, and the
+    // final latency with and without.
+    let latency = |evs: &[Value]| {
+        evs.iter()
+            .find(|e| e["event"] == "transcript")
+            .and_then(|e| e["latency_ms"].as_u64())
+            .unwrap()
+    };
+    eprintln!(
+        "partials: {} for a {:.1} s sentence; final latency {} ms with, {} ms without",
+        partials.len(),
+        (s.truth[0].2 - s.truth[0].1) as f64 / 1000.0,
+        latency(&events),
+        latency(&plain)
+    );
+}
+
+#[test]
+fn partials_come_from_a_live_microphone() {
+    model_path();
+    let mic = VirtualMic::start();
+    let dir = scratch();
+    let wav = dir.path().join("long.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.3).say(LONG_SENTENCE).silence(1.5);
+    s.write(&wav);
+    let mut cmd = mic.sottod();
+    cmd.args(["--partials", "--json"]);
+    let mut daemon = LiveDaemon::spawn(cmd);
+    daemon.wait_log("capturing from", Duration::from_secs(30));
+    let (timed, received) = timed_listener(&mic.bus);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, mut paplay) = mic.play(&wav);
+    assert!(paplay.wait().unwrap().success());
+    daemon.wait_event(|e| e["event"] == "transcript", Duration::from_secs(15));
+    let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+    let events = run.events();
+    assert_eq!(utterances(&events).len(), 1, "{events:?}");
+    let partials = checked_partials(&events, 1);
+    assert!(partials.len() >= 3, "{partials:?}");
+    // The same Partials reached a real client.
+    signal(&timed, libc::SIGTERM);
+    let got: Vec<Received> = received.try_iter().collect();
+    let client: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.event["event"] == "partial")
+        .collect();
+    assert_eq!(client.len(), partials.len());
+    let onset = events[0]["start_ms"].as_u64().unwrap() as f64;
+    eprintln!(
+        "live partials: {}, first {:.0} ms after the onset (on the client's clock)",
+        partials.len(),
+        client[0].at_ms - onset
+    );
+}

@@ -46,6 +46,7 @@ fn spawn_dsp() -> (
         speculation: Default::default(),
         end_hint: Default::default(),
         hold: Default::default(),
+        partials: None,
         events: ev_tx,
         counters: Default::default(),
         wait_when_full: false,
@@ -103,6 +104,8 @@ fn the_whisper_thread_exits_when_its_queue_closes() {
             threads: 2,
             end_hint: Default::default(),
             language: "en".into(),
+            // The loop that also waits for interim snapshots ends the same way.
+            partials: Some(Default::default()),
         },
     );
     let t = Instant::now();
