@@ -527,7 +527,14 @@ fn main() {
 
     // The report: the other benches' rows first, in the order of the issue.
     let mut rows_json = Vec::new();
-    for bench in ["audio_path", "decode", "bus_latency", "load", "endpoint"] {
+    for bench in [
+        "audio_path",
+        "decode",
+        "bus_latency",
+        "load",
+        "endpoint",
+        "interaction",
+    ] {
         let path = dir.join("parts").join(format!("{bench}.json"));
         match std::fs::read_to_string(&path) {
             Ok(text) => {

@@ -47,6 +47,10 @@ const ONSET_LAG_FRAMES: u64 = 1;
 /// onset-lag correction never reaches past the start of what is kept.
 const HISTORY_SLACK_FRAMES: u64 = 2;
 const RELEASE_LAG_FRAMES: u64 = 4;
+/// `--partials`: the first interim snapshot comes this soon after the open
+/// (the open already has `--min-speech-ms` of speech), so the first words
+/// show early; later ones follow the partial interval.
+const FIRST_PARTIAL_MS: u64 = 250;
 
 /// What the segmenter tells its driver.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +98,8 @@ struct Open {
     held: bool,
     /// The frame of the last partial handed out (the open frame at first).
     last_partial: u64,
+    /// Partials handed out.
+    partials: u32,
     /// The frame at which the hold was released (the utterance's end).
     released_at: Option<u64>,
 }
@@ -240,10 +246,16 @@ impl Segmenter {
         let Some(open) = self.open.as_mut() else {
             return;
         };
-        if interval == 0 || open.silence_run > 0 || index < open.last_partial + interval {
+        let due = if open.partials == 0 {
+            interval.min(frames(FIRST_PARTIAL_MS))
+        } else {
+            interval
+        };
+        if interval == 0 || open.silence_run > 0 || index < open.last_partial + due {
             return;
         }
         open.last_partial = index;
+        open.partials += 1;
         out(Segment::Partial(Utterance {
             id: open.id,
             samples: open.samples.clone(),
@@ -403,6 +415,7 @@ impl Segmenter {
                 tentative_samples: None,
                 held: true,
                 last_partial: index,
+                partials: 0,
                 released_at: None,
             });
             return;
@@ -475,6 +488,7 @@ impl Segmenter {
             tentative_samples: None,
             held: false,
             last_partial: index,
+            partials: 0,
             released_at: None,
         });
     }
@@ -802,6 +816,26 @@ mod tests {
             seg.push(&[0.0; FRAME_SAMPLES], 0.9, &mut |s| out.push(s));
         }
         assert!(seg.is_open(), "speech after the release opens as usual");
+    }
+
+    #[test]
+    fn the_first_partial_comes_soon_after_the_open() {
+        let mut seg = Segmenter::new(SETTINGS);
+        seg.set_partial_interval_ms(500); // 32 frames
+        let mut out = Vec::new();
+        for _ in 0..60 {
+            seg.push(&[0.0; FRAME_SAMPLES], 0.9, &mut |s| out.push(s));
+        }
+        // Opens at frame 5; the first partial 16 frames (250 ms) later, the
+        // next one the interval after that.
+        let at: Vec<u64> = out
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Partial(u) => Some(u.end_ms / FRAME_MS - 1),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(at, [21, 53]);
     }
 
     #[test]

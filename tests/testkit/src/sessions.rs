@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::*;
 
 /// Six spoken commands.
@@ -76,4 +78,85 @@ pub fn clips_wav(dir: &Path, n: usize) -> (PathBuf, usize) {
     let wav = dir.join("clips.wav");
     write_wav(&wav, &audio);
     (wav, clips.len())
+}
+
+/// Commands said after the phrase, and sentences nobody addresses (each with
+/// a word of its own, so its text can be searched for everywhere).
+pub const WAKE_COMMANDS: [&str; 10] = [
+    "turn on the kitchen lights",
+    "what time is it",
+    "play some music",
+    "set a timer for ten minutes",
+    "stop the alarm",
+    "open the garage door",
+    "call my mother",
+    "turn the volume down",
+    "what is the weather tomorrow",
+    "lock the front door",
+];
+pub const WAKE_CHATTER: [(&str, &str); 12] = [
+    ("the zebra crossed the road", "zebra"),
+    ("we had lasagna for dinner", "lasagna"),
+    ("my neighbour owns a porcupine", "porcupine"),
+    ("the violin needs new strings", "violin"),
+    ("she painted the fence yellow", "fence"),
+    ("bring the umbrella tonight", "umbrella"),
+    ("the museum opens on sunday", "museum"),
+    ("he fixed the bicycle chain", "bicycle"),
+    ("the pancakes were delicious", "pancakes"),
+    ("our garden has tomatoes", "tomatoes"),
+    // The two nearest the phrase (letters 0.18 and 0.27 off it as tiny.en
+    // writes them).
+    ("he computed the total", "total"),
+    ("a computer is on the desk", "desk"),
+];
+pub const WAKE_VOICES: [&str; 2] = ["en-us", "en-gb+m3"];
+pub const WAKE_PHRASE: &str = "hey computer";
+
+/// The session: every command after the phrase and every chatter sentence, in
+/// both voices; then the phrase alone and a command after it.
+/// Returns it with, per sentence, whether it is addressed.
+pub fn wake_session() -> (Session, Vec<bool>) {
+    let mut s = Session::new(ESPEAK_RATE);
+    let mut addressed = Vec::new();
+    s.silence(1.0);
+    for voice in WAKE_VOICES {
+        for command in WAKE_COMMANDS {
+            s.say_as(voice, &format!("{WAKE_PHRASE}, {command}"))
+                .silence(1.2);
+            addressed.push(true);
+        }
+        for (chatter, _) in WAKE_CHATTER {
+            s.say_as(voice, chatter).silence(1.2);
+            addressed.push(false);
+        }
+    }
+    s.say(WAKE_PHRASE).silence(1.0);
+    addressed.push(true);
+    s.say("switch off the radio").silence(1.5);
+    addressed.push(true);
+    (s, addressed)
+}
+
+/// For each sentence of `s`, the events of the utterance that overlaps it most.
+pub fn per_sentence<'a>(s: &Session, events: &'a [Value], origin: u64) -> Vec<Vec<&'a Value>> {
+    let utts = utterances(events);
+    s.truth
+        .iter()
+        .map(|(_, a, b)| {
+            let (a, b) = (origin + a, origin + b);
+            let best = utts
+                .iter()
+                .map(|(id, start, end)| (*id, (*end).min(b).saturating_sub((*start).max(a))))
+                .filter(|(_, overlap)| *overlap > 0)
+                .max_by_key(|(_, overlap)| *overlap);
+            match best {
+                Some((id, _)) => events
+                    .iter()
+                    .filter(|e| e["id"].as_u64() == Some(id))
+                    .collect(),
+                None => Vec::new(),
+            }
+        })
+        .collect()
 }
