@@ -539,7 +539,8 @@ mod tests {
                 Answer::UntilAborted,
                 Answer::Hear(words("Turn on")),
             ],
-            5_000,
+            // A deadline far off: only the job or the pause can stop it.
+            600_000,
             1.0,
         );
         let slot = PartialSlot::default();
