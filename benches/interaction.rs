@@ -164,19 +164,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
-    let open_ms = sorted(
-        run.stderr
-            .lines()
-            .filter_map(|l| {
-                l.split("microphone opened ")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect(),
-    );
+    let open_ms: Vec<f64> = push_to_talk_open_ms(&run.stderr)
+        .into_iter()
+        .map(|ms| ms as f64)
+        .collect();
     assert_eq!(open_ms.len(), presses, "{}", run.stderr);
     rows.push(row(
         format!("push-to-talk: StartUtterance to a playing stream p50 / max ({presses} presses, PulseAudio)"),

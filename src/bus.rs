@@ -24,7 +24,7 @@ use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::{connection, interface, Connection};
 use zbus::{OwnedVariant, Variant};
 
-use crate::audio::{Reply, SourceCommand, SourceControl};
+use crate::audio::{Answer, Reply, SourceCommand, SourceControl};
 use crate::config::{BusKind, Mode};
 use crate::event::{Event, State};
 use crate::listen::{Listeners, Unheard};
@@ -130,8 +130,7 @@ pub struct Sotto1 {
     device: Mutex<String>,
     model: String,
     language: String,
-    mode: &'static str,
-    push_to_talk: bool,
+    mode: Mode,
     /// Push-to-talk: set while a client holds the utterance open (the dsp
     /// thread reads it).
     hold: Hold,
@@ -150,18 +149,22 @@ pub struct Sotto1 {
 }
 
 impl Sotto1 {
+    fn push_to_talk(&self) -> bool {
+        self.mode == Mode::PushToTalk
+    }
+
     fn need_push_to_talk(&self, method: &str) -> Result<(), SottoError> {
-        if self.push_to_talk {
+        if self.push_to_talk() {
             return Ok(());
         }
         Err(SottoError::WrongMode(format!(
             "{method} works in push-to-talk mode, and sottod runs in {} mode; start it with --mode push-to-talk",
-            self.mode
+            self.mode.as_str()
         )))
     }
 
     fn need_not_push_to_talk(&self, method: &str) -> Result<(), SottoError> {
-        if !self.push_to_talk {
+        if !self.push_to_talk() {
             return Ok(());
         }
         Err(SottoError::WrongMode(format!(
@@ -233,40 +236,21 @@ impl Drop for ListenClaim<'_> {
     }
 }
 
-/// How long Pause and Resume wait for the source: a sound server that hangs
-/// up mid-call must not hang the caller.
-const SOURCE_ANSWER_LIMIT: Duration = Duration::from_secs(5);
-
-/// Sends `command` to the source and waits for its answer.
+/// Sends `command` to the source and waits (a bounded time) for its answer.
 async fn ask(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbus::fdo::Result<()> {
     answer_of(queue(source, command)?).await
 }
 
-/// Queues `command` for the source; its answer comes on the receiver.
-fn queue(
-    source: &SourceControl,
-    command: fn(Reply) -> SourceCommand,
-) -> zbus::fdo::Result<oneshot::Receiver<Result<(), String>>> {
-    let (reply, answer) = oneshot::channel();
-    source
-        .send(command(reply))
-        .map_err(zbus::fdo::Error::Failed)?;
-    Ok(answer)
+/// Queues `command` for the source ([`SourceControl::queue`]).
+fn queue(source: &SourceControl, command: fn(Reply) -> SourceCommand) -> zbus::fdo::Result<Answer> {
+    source.queue(command).map_err(zbus::fdo::Error::Failed)
 }
 
-/// Waits (a bounded time) for the source's answer to a queued command.
-async fn answer_of(answer: oneshot::Receiver<Result<(), String>>) -> zbus::fdo::Result<()> {
-    match tokio::time::timeout(SOURCE_ANSWER_LIMIT, answer).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(reason))) => Err(zbus::fdo::Error::Failed(reason)),
-        Ok(Err(_)) => Err(zbus::fdo::Error::Failed(
-            "the input ended before it could answer".into(),
-        )),
-        Err(_) => Err(zbus::fdo::Error::Failed(format!(
-            "the capture source did not answer within {} s; try again",
-            SOURCE_ANSWER_LIMIT.as_secs()
-        ))),
-    }
+/// The source's answer ([`crate::audio::answer_of`]), as a D-Bus error.
+async fn answer_of(answer: Answer) -> zbus::fdo::Result<()> {
+    crate::audio::answer_of(answer)
+        .await
+        .map_err(zbus::fdo::Error::Failed)
 }
 
 #[interface(name = "org.sotto.Sotto1")]
@@ -300,7 +284,7 @@ impl Sotto1 {
         };
         // Push-to-talk: the microphone opens for the call, and the VAD ends
         // the utterance.
-        let _claim = if self.push_to_talk {
+        let _claim = if self.push_to_talk() {
             let opening = {
                 let mut mic = lock(&self.mic);
                 let opening = !mic.open();
@@ -490,7 +474,7 @@ impl Sotto1 {
     /// opens for StartUtterance … EndUtterance).
     #[zbus(property)]
     async fn mode(&self) -> String {
-        self.mode.to_string()
+        self.mode.as_str().to_string()
     }
 
     /// The model file's path.
@@ -588,8 +572,7 @@ impl Service {
             device: Mutex::new(served.device),
             model: served.model,
             language: served.language,
-            mode: served.mode.as_str(),
-            push_to_talk: served.mode == Mode::PushToTalk,
+            mode: served.mode,
             hold: served.hold,
             mic: Mutex::default(),
             listeners: served.listeners,

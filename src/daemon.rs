@@ -147,12 +147,12 @@ impl Publisher {
                 Some(partial) => partial,
                 None => return,
             },
-            Event::Transcript(t) => match self.address(t.clone()).await {
-                None => Event::Dropped {
-                    id: t.id,
+            Event::Transcript(t) => match (t.id, self.address(t).await) {
+                (id, None) => Event::Dropped {
+                    id,
                     reason: DropReason::NotAddressed,
                 },
-                Some(t) => match bound_latency(t, now_ms(), self.max_latency_ms) {
+                (_, Some(t)) => match bound_latency(t, now_ms(), self.max_latency_ms) {
                     Ok((t, latency)) => {
                         latency_ms = latency;
                         lock(&self.stats).record_transcript(latency_ms);
@@ -447,17 +447,12 @@ fn device_label(input: &Input) -> String {
 
 /// Push-to-talk at start: pauses the source and waits until its stream is closed.
 async fn close_microphone(source: &SourceControl) -> anyhow::Result<()> {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    source
-        .send(crate::audio::SourceCommand::Pause(reply))
+    let answer = source
+        .queue(crate::audio::SourceCommand::Pause)
         .map_err(anyhow::Error::msg)?;
-    match tokio::time::timeout(Duration::from_secs(5), answer).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(reason))) => Err(anyhow::anyhow!("cannot close the microphone: {reason}")),
-        _ => Err(anyhow::anyhow!(
-            "the capture source did not close within 5 s; check the sound server"
-        )),
-    }
+    crate::audio::answer_of(answer)
+        .await
+        .map_err(|reason| anyhow::anyhow!("cannot close the microphone: {reason}"))
 }
 
 /// Runs blocking work on a new thread spawned from the caller's, so what it

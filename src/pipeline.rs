@@ -132,14 +132,20 @@ impl PartialSlot {
     }
 
     /// The dsp thread: `id`'s speech paused or ended; no more partials of it.
+    /// Called for every block while the utterance is silent: only the first
+    /// call does anything (an offer of `id` always names it current, so a
+    /// snapshot of `id` can wait only while it is).
     pub fn withdraw(&self, id: u64) {
-        let _ = self
+        let named = self
             .0
             .current
-            .compare_exchange(id, NOBODY, Ordering::AcqRel, Ordering::Relaxed);
-        let mut latest = self.latest();
-        if latest.as_ref().is_some_and(|u| u.id == id) {
-            *latest = None;
+            .compare_exchange(id, NOBODY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if named {
+            let mut latest = self.latest();
+            if latest.as_ref().is_some_and(|u| u.id == id) {
+                *latest = None;
+            }
         }
     }
 

@@ -30,6 +30,24 @@ pub struct CaptureStream {
 
 /// A source's answer to a command: `Err` says why it could not be done.
 pub type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// Where that answer comes.
+pub type Answer = tokio::sync::oneshot::Receiver<Result<(), String>>;
+
+/// How long a caller waits for a source's answer: a sound server that hangs
+/// up mid-call must not hang the caller.
+pub const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits at most [`ANSWER_LIMIT`] for the answer to a queued command.
+pub async fn answer_of(answer: Answer) -> Result<(), String> {
+    match tokio::time::timeout(ANSWER_LIMIT, answer).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err("the input ended before it could answer".into()),
+        Err(_) => Err(format!(
+            "the capture source did not answer within {} s; try again",
+            ANSWER_LIMIT.as_secs()
+        )),
+    }
+}
 
 /// What the daemon asks a source to do. Sent on a bounded channel whose receiver
 /// is held by the source thread; each command is answered once it is done. The
@@ -98,6 +116,14 @@ impl SourceControl {
                 TrySendError::Disconnected(_) => "the input has ended".into(),
             }),
         }
+    }
+
+    /// Queues the command `command` builds around a reply; its answer comes
+    /// on the returned [`Answer`].
+    pub fn queue(&self, command: fn(Reply) -> SourceCommand) -> Result<Answer, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(command(reply))?;
+        Ok(answer)
     }
 
     fn open(&self, tx: Sender<SourceCommand>) {

@@ -500,19 +500,7 @@ fn push_to_talk_opens_the_microphone_only_while_held_or_listened_for() {
     }
     let (run, _) = daemon.stop(libc::SIGTERM, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
-    let mut open_ms: Vec<u64> = run
-        .stderr
-        .lines()
-        .filter_map(|l| {
-            l.split("microphone opened ")
-                .nth(1)?
-                .split(' ')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    open_ms.sort_unstable();
+    let open_ms = push_to_talk_open_ms(&run.stderr);
     assert_eq!(open_ms.len(), 6, "{}", run.stderr);
     eprintln!(
         "push-to-talk open (StartUtterance to a playing stream): p50 {} ms, max {} ms",

@@ -399,3 +399,21 @@ pub fn transcript_events(run: &Run) -> Vec<Value> {
         .filter(|e| e["event"] == "transcript")
         .collect()
 }
+
+/// Push-to-talk's open times (ms from StartUtterance to a playing stream),
+/// from sottod's log lines, sorted.
+pub fn push_to_talk_open_ms(stderr: &str) -> Vec<u64> {
+    let mut ms: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| {
+            l.split("microphone opened ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ms.sort_unstable();
+    ms
+}
