@@ -39,7 +39,7 @@ pub const PATH: &str = "/org/sotto/Sotto1";
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot connect to the {bus} bus ({reason}); start a bus (e.g. run under dbus-run-session), or choose the other one with --bus")]
+    #[error("cannot connect to the {bus} bus ({reason}); start a bus (e.g. run under dbus-run-session), choose the other one with --bus, or add --bus none to print JSON lines without D-Bus")]
     Connect { bus: &'static str, reason: String },
     #[error("another sottod already owns {NAME} on the {bus} bus; stop it first (or use `sotto status` to talk to it)")]
     NameTaken { bus: &'static str },

@@ -12,6 +12,9 @@ pub enum BusArg {
     Session,
     /// The system bus (appliances; needs the installed policy).
     System,
+    /// No D-Bus at all: events go to stdout as JSON lines (--json implied).
+    /// For files on a machine without a bus (a server over SSH).
+    None,
 }
 
 /// `--end-of-speech` (resolved to [`crate::endpoint::EndOfSpeech`]).
@@ -207,11 +210,12 @@ pub struct Cli {
     #[arg(long, env = "SOTTO_PARTIALS")]
     pub partials: bool,
 
-    /// Bus to publish on
+    /// Bus to publish on (none: no D-Bus, JSON lines on stdout)
     #[arg(long, env = "SOTTO_BUS", value_enum, default_value = "session")]
     pub bus: BusArg,
 
-    /// Also print every event as one JSON object per line on stdout
+    /// Also print every event as one JSON object per line on stdout (implied
+    /// by --bus none)
     #[arg(long)]
     pub json: bool,
 

@@ -71,7 +71,8 @@ pub struct Config {
     pub threads: usize,
     pub segmenter: SegmenterSettings,
     pub max_latency_ms: u64,
-    pub bus: BusKind,
+    /// `None` with `--bus none`: no D-Bus, events on stdout only.
+    pub bus: Option<BusKind>,
     pub mode: Mode,
     /// `--partials`: interim decodes while an utterance is open.
     pub partials: bool,
@@ -280,6 +281,16 @@ impl Config {
             (Some(ModeArg::PushToTalk), None) => Mode::PushToTalk,
             (None | Some(ModeArg::Always), None) => Mode::Always,
         };
+        let bus = match cli.bus {
+            BusArg::Session => Some(BusKind::Session),
+            BusArg::System => Some(BusKind::System),
+            BusArg::None => None,
+        };
+        if bus.is_none() && mode == Mode::PushToTalk {
+            return Err(ConfigError(
+                "--mode push-to-talk needs a bus (StartUtterance and EndUtterance are D-Bus methods); use --bus session or --bus system".into(),
+            ));
+        }
         let verbosity = if cli.quiet { 0 } else { 1 + cli.verbose };
         Ok(Config {
             input,
@@ -297,13 +308,10 @@ impl Config {
                 max_silence_ms,
             },
             max_latency_ms,
-            bus: match cli.bus {
-                BusArg::Session => BusKind::Session,
-                BusArg::System => BusKind::System,
-            },
+            bus,
             mode,
             partials: cli.partials,
-            json: cli.json,
+            json: cli.json || bus.is_none(),
             verbosity,
         })
     }
@@ -336,6 +344,16 @@ mod tests {
         assert_eq!(s.max_silence_ms, 700, "below the latency bound");
         let s = config(&["--language", "de", "--model", "x.bin"]).segmenter;
         assert_eq!(s.end_of_speech, EndOfSpeech::Fixed, "no German word lists");
+    }
+
+    #[test]
+    fn bus_none_implies_json_lines() {
+        let c = config(&[]);
+        assert_eq!((c.bus, c.json), (Some(BusKind::Session), false));
+        let c = config(&["--bus", "system", "--json"]);
+        assert_eq!((c.bus, c.json), (Some(BusKind::System), true));
+        let c = config(&["--bus", "none"]);
+        assert_eq!((c.bus, c.json), (None, true));
     }
 
     #[test]

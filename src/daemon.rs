@@ -40,7 +40,8 @@ const UTTERANCE_QUEUE: usize = 4;
 
 /// The state the event loop publishes, and where it sends it.
 struct Publisher {
-    bus: Service,
+    /// `None` with `--bus none`.
+    bus: Option<Service>,
     json: bool,
     /// Is the input on the wall clock (a microphone, a paced file)? With
     /// `--no-pace` latencies mean nothing and are left out of the JSON.
@@ -198,12 +199,14 @@ impl Publisher {
             Event::Error { kind, message } => log::warn!("{kind}: {message}"),
             _ => {}
         }
-        self.bus.publish(&event, latency_ms).await;
-        if matches!(event, Event::State(_) | Event::Hearing(_)) {
-            self.bus.set_state(self.state()).await;
-        }
-        if let Event::Device(name) = &event {
-            self.bus.set_device(name).await;
+        if let Some(bus) = &self.bus {
+            bus.publish(&event, latency_ms).await;
+            if matches!(event, Event::State(_) | Event::Hearing(_)) {
+                bus.set_state(self.state()).await;
+            }
+            if let Event::Device(name) = &event {
+                bus.set_device(name).await;
+            }
         }
         if self.json {
             if let Some(value) = event.to_json(self.paced.then_some(latency_ms)) {
@@ -492,20 +495,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let source_control = SourceControl::default();
     let listeners = Arc::new(Mutex::new(Listeners::default()));
     let hold = Hold::default();
-    let bus = Service::start(
-        config.bus,
-        Served {
-            device: device_label(&config.input),
-            model: model_path.display().to_string(),
-            language: config.language.clone(),
-            mode: config.mode.clone(),
-            source: source_control.clone(),
-            stats: stats.clone(),
-            listeners: listeners.clone(),
-            hold: hold.clone(),
-        },
-    )
-    .await?;
+    let served = Served {
+        device: device_label(&config.input),
+        model: model_path.display().to_string(),
+        language: config.language.clone(),
+        mode: config.mode.clone(),
+        source: source_control.clone(),
+        stats: stats.clone(),
+        listeners: listeners.clone(),
+        hold: hold.clone(),
+    };
+    let bus = match config.bus {
+        Some(kind) => Some(Service::start(kind, served).await?),
+        None => None,
+    };
 
     let (model, language, threads) = (
         config.model.clone(),

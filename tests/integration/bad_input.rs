@@ -271,4 +271,9 @@ fn wake_flags_that_cannot_work() {
         &["--mode", "sometimes"],
         "possible values: always, wake, push-to-talk",
     );
+    fails(
+        &["--bus", "none", "--mode", "push-to-talk"],
+        "--mode push-to-talk needs a bus",
+    );
+    fails(&["--bus", "nowhere"], "possible values: session, system, none");
 }

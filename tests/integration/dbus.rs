@@ -290,6 +290,43 @@ fn no_bus_is_a_one_line_error() {
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     };
     assert_clean_failure(&run, "cannot connect to the session bus");
+    assert!(
+        run.stderr.contains("add --bus none"),
+        "the error names the way out: {}",
+        run.stderr
+    );
+}
+
+/// `--bus none`: a file is transcribed on a machine with no bus at all (no
+/// session bus, no system bus), the events on stdout as JSON lines without
+/// `--json`.
+#[test]
+fn bus_none_transcribes_a_file_without_any_bus() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5).say("turn on the kitchen lights").silence(1.0);
+    s.write(&wav);
+    let nowhere = format!("unix:path={}/none", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_sottod"))
+        .args(["--bus", "none", "--no-pace", "--input-file", wav.to_str().unwrap()])
+        .env("DBUS_SESSION_BUS_ADDRESS", &nowhere)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &nowhere)
+        .output()
+        .unwrap();
+    let run = Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    assert!(run.status.success(), "sottod failed: {}", run.stderr);
+    let said = transcripts(&run.events()).join(" ").to_lowercase();
+    assert!(
+        said.contains("kitchen") && said.contains("lights"),
+        "the sentence on stdout: {}",
+        run.stdout
+    );
 }
 
 /// The daemon is frozen (SIGSTOP) while a sentence is spoken into a paced
