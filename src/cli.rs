@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 /// `--bus`: which bus to publish on (resolved to [`crate::config::BusKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,13 +40,15 @@ pub enum ModeArg {
     PushToTalk,
 }
 
-/// sottod — on-device speech-to-text daemon.
+/// On-device speech-to-text daemon.
 ///
 /// Listens to a microphone, finds speech, transcribes it locally with
 /// whisper.cpp and publishes every utterance and transcript as a D-Bus signal
 /// of org.sotto.Sotto1 (and, with --json, as one JSON object per line on
-/// stdout). Every flag that takes a value can also be set with an
-/// environment variable named after it (SOTTO_MODEL, SOTTO_SILENCE_MS, ...).
+/// stdout). Every setting can also be given as an environment variable named
+/// after its flag (SOTTO_MODEL, SOTTO_SILENCE_MS, SOTTO_PARTIALS=true, ...);
+/// the services read them from /etc/default/sotto (system) and
+/// ~/.config/sotto/env (user). A flag on the command line wins.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "sottod",
@@ -69,7 +72,7 @@ pub struct Cli {
     pub input_file: Option<PathBuf>,
 
     /// With --input-file: read as fast as possible instead of in real time
-    #[arg(long, requires = "input_file")]
+    #[arg(long, requires = "input_file", env = "SOTTO_NO_PACE", value_parser = BoolishValueParser::new())]
     pub no_pace: bool,
 
     /// Whisper model in ggml format (any whisper.cpp model: tiny … large, quantised or not)
@@ -207,7 +210,7 @@ pub struct Cli {
     /// skipped or stopped when other work comes). With push-to-talk: partials
     /// of the held utterance; with --wake-phrase: only those that begin with
     /// the phrase (stripped)
-    #[arg(long, env = "SOTTO_PARTIALS")]
+    #[arg(long, env = "SOTTO_PARTIALS", value_parser = BoolishValueParser::new())]
     pub partials: bool,
 
     /// Bus to publish on (none: no D-Bus, JSON lines on stdout)
@@ -216,16 +219,17 @@ pub struct Cli {
 
     /// Also print every event as one JSON object per line on stdout (implied
     /// by --bus none)
-    #[arg(long)]
+    #[arg(long, env = "SOTTO_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
 
     /// More log output on stderr (-v debug, transcript text included; -vv
-    /// also sottod's trace and the debug messages of the libraries it uses)
-    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    /// also sottod's trace and the debug messages of the libraries it uses;
+    /// as a variable, the count: SOTTO_VERBOSE=1)
+    #[arg(short, long, env = "SOTTO_VERBOSE", action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Less log output on stderr (errors only)
-    #[arg(short, long)]
+    #[arg(short, long, env = "SOTTO_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 }
 
@@ -316,9 +320,185 @@ fn annotate_flags(message: &str, flags: &[(String, String)]) -> String {
     out
 }
 
+/// Talk to a running sottod over D-Bus (org.sotto.Sotto1).
+#[derive(Debug, Parser)]
+#[command(name = "sotto", version, max_term_width = 100)]
+pub struct ClientArgs {
+    /// Use the system bus instead of the session bus
+    #[arg(long, global = true)]
+    pub system: bool,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+/// The `sotto` client's commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Print each transcript as a line as it arrives, and a [dropped: REASON]
+    /// line for speech that was not transcribed (--json: every signal as JSON)
+    Listen {
+        /// Every signal (speech started and ended, woken, transcript,
+        /// dropped, error) as one JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// When sottod stops (a restart), wait for it to return instead of
+        /// exiting
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Wait for the next utterance that starts, print its transcript and exit
+    /// (exits 1 when nobody speaks in time or the utterance is dropped)
+    Once {
+        /// How long to wait for speech to start, in milliseconds
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout_ms: u32,
+    },
+    /// Push-to-talk: start an utterance, end it when Enter is pressed (or
+    /// on Ctrl-C or the end of input), then print its transcript
+    Hold,
+    /// Push-to-talk: open the microphone and start an utterance (StartUtterance)
+    Start,
+    /// Push-to-talk: end the utterance and close the microphone (EndUtterance)
+    Stop,
+    /// Show state, device, model and statistics (each command starts sottod
+    /// through D-Bus activation where the bus can)
+    Status,
+    /// Stop listening and release the microphone
+    Pause,
+    /// Start listening again
+    Resume,
+}
+
+/// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json,
+/// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load.
+#[derive(Debug, Parser)]
+#[command(name = "sotto-convert", version, max_term_width = 100)]
+pub struct ConvertArgs {
+    /// Folder with the CTranslate2 model (model.bin and vocabulary.txt)
+    pub model_dir: PathBuf,
+    /// The ggml file to write (replaced atomically)
+    pub output: PathBuf,
+}
+
+/// The environment file the services read (`/etc/default/sotto`, the user's
+/// `~/.config/sotto/env`), made from sottod's flags: every variable, its
+/// flag's help and its default, commented out. `systemd/sotto.default` is
+/// this text; `sotto-gendocs` writes it.
+pub fn env_file() -> String {
+    let mut out = String::from(
+        "# Settings of the sotto service (sottod): /etc/default/sotto for the system\n\
+         # unit, ~/.config/sotto/env for the user unit. Each VARIABLE=value line sets\n\
+         # the sottod flag it is named after; uncomment a line and change its value,\n\
+         # then: systemctl restart sotto (or systemctl --user restart sotto).\n\
+         # The system unit sets SOTTO_BUS=system and SOTTO_MODEL to the installed\n\
+         # model; lines here override both. A flag in ExecStart would win over its\n\
+         # line. Flags that take no value take true or false (or 1/0, yes/no).\n\
+         # Made from `sottod --help`, which says the same.\n",
+    );
+    for arg in Cli::command().get_arguments() {
+        let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else {
+            continue;
+        };
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let value = match arg.get_value_names() {
+            Some(names) if arg.get_action().takes_values() => format!(
+                " {}",
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            _ => String::new(),
+        };
+        out.push('\n');
+        for line in wrap(&format!("--{long}{value}: {help}"), 76) {
+            out.push_str("# ");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        let possible: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        if !possible.is_empty() && !matches!(arg.get_action(), ArgAction::SetTrue) {
+            out.push_str(&format!("# one of: {}\n", possible.join(", ")));
+        }
+        let mut default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        if default.is_empty() {
+            match arg.get_action() {
+                ArgAction::SetTrue => default.push("false".into()),
+                ArgAction::Count => default.push("0".into()),
+                _ => {}
+            }
+        }
+        out.push_str(&format!(
+            "#{}={}\n",
+            var.to_string_lossy(),
+            default.join(",")
+        ));
+    }
+    out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_setting_has_a_variable_and_the_shipped_file_lists_them() {
+        // Commands, not settings: a service must not list devices and exit.
+        let commands = ["list_devices", "help", "version"];
+        for arg in Cli::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if commands.contains(&id) {
+                assert!(arg.get_env().is_none(), "--{id} is a command");
+                continue;
+            }
+            let var = arg
+                .get_env()
+                .unwrap_or_else(|| panic!("--{id} has no SOTTO_ variable"));
+            assert_eq!(
+                var.to_string_lossy(),
+                format!("SOTTO_{}", id.to_uppercase()),
+                "named after its flag"
+            );
+        }
+        assert_eq!(
+            include_str!("../systemd/sotto.default"),
+            env_file(),
+            "systemd/sotto.default is out of date: `make env-file` writes it again"
+        );
+    }
 
     #[test]
     fn clap_hints_stay_on_the_one_line() {

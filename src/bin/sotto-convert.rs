@@ -1,21 +1,10 @@
 //! `sotto-convert`: a CTranslate2 (faster-whisper) Whisper model folder to a
 //! whisper.cpp ggml file.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json,
-/// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load.
-#[derive(Parser)]
-#[command(name = "sotto-convert", version)]
-struct Args {
-    /// Folder with the CTranslate2 model (model.bin and vocabulary.txt)
-    model_dir: PathBuf,
-    /// The ggml file to write (replaced atomically)
-    output: PathBuf,
-}
+use sotto::cli::ConvertArgs as Args;
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {

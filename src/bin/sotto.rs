@@ -2,60 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use sotto::bus::client;
+use sotto::cli::{ClientArgs, ClientCommand as Command};
 use sotto::config::BusKind;
 
-/// Talk to a running sottod over D-Bus (org.sotto.Sotto1).
-#[derive(Parser)]
-#[command(name = "sotto", version)]
-struct Args {
-    /// Use the system bus instead of the session bus
-    #[arg(long, global = true)]
-    system: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print each transcript as a line as it arrives, and a [dropped: REASON]
-    /// line for speech that was not transcribed (--json: every signal as JSON)
-    Listen {
-        /// Every signal (speech started and ended, woken, transcript,
-        /// dropped, error) as one JSON object per line
-        #[arg(long)]
-        json: bool,
-        /// When sottod stops (a restart), wait for it to return instead of
-        /// exiting
-        #[arg(long)]
-        wait: bool,
-    },
-    /// Wait for the next utterance that starts, print its transcript and exit
-    /// (exits 1 when nobody speaks in time or the utterance is dropped)
-    Once {
-        /// How long to wait for speech to start, in milliseconds
-        #[arg(long, value_name = "MS", default_value_t = 10_000)]
-        timeout_ms: u32,
-    },
-    /// Push-to-talk: start an utterance, end it when Enter is pressed (or
-    /// on Ctrl-C or the end of input), then print its transcript
-    Hold,
-    /// Push-to-talk: open the microphone and start an utterance (StartUtterance)
-    Start,
-    /// Push-to-talk: end the utterance and close the microphone (EndUtterance)
-    Stop,
-    /// Show state, device, model and statistics (each command starts sottod
-    /// through D-Bus activation where the bus can)
-    Status,
-    /// Stop listening and release the microphone
-    Pause,
-    /// Start listening again
-    Resume,
-}
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match ClientArgs::try_parse() {
         Ok(a) => a,
         Err(e) => return sotto::cli::exit_for_clap_error(e, "sotto"),
     };

@@ -275,5 +275,8 @@ fn wake_flags_that_cannot_work() {
         &["--bus", "none", "--mode", "push-to-talk"],
         "--mode push-to-talk needs a bus",
     );
-    fails(&["--bus", "nowhere"], "possible values: session, system, none");
+    fails(
+        &["--bus", "nowhere"],
+        "possible values: session, system, none",
+    );
 }

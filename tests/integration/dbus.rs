@@ -306,11 +306,19 @@ fn bus_none_transcribes_a_file_without_any_bus() {
     let dir = scratch();
     let wav = dir.path().join("s.wav");
     let mut s = Session::new(ESPEAK_RATE);
-    s.silence(0.5).say("turn on the kitchen lights").silence(1.0);
+    s.silence(0.5)
+        .say("turn on the kitchen lights")
+        .silence(1.0);
     s.write(&wav);
     let nowhere = format!("unix:path={}/none", dir.path().display());
     let out = Command::new(env!("CARGO_BIN_EXE_sottod"))
-        .args(["--bus", "none", "--no-pace", "--input-file", wav.to_str().unwrap()])
+        .args([
+            "--bus",
+            "none",
+            "--no-pace",
+            "--input-file",
+            wav.to_str().unwrap(),
+        ])
         .env("DBUS_SESSION_BUS_ADDRESS", &nowhere)
         .env("DBUS_SYSTEM_BUS_ADDRESS", &nowhere)
         .output()

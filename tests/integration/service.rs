@@ -6,17 +6,30 @@ use std::process::Command;
 
 use sotto_testkit::*;
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 23] = [
     "etc/dbus-1/system.d/org.sotto.Sotto1.conf",
+    "etc/default/sotto",
     "usr/bin/sotto",
     "usr/bin/sotto-convert",
     "usr/bin/sottod",
     "usr/lib/systemd/system/sotto.service",
     "usr/lib/systemd/user/sotto.service",
+    "usr/share/bash-completion/completions/sotto",
+    "usr/share/bash-completion/completions/sotto-convert",
+    "usr/share/bash-completion/completions/sottod",
     "usr/share/dbus-1/interfaces/org.sotto.Sotto1.xml",
     "usr/share/dbus-1/services/org.sotto.Sotto1.service",
     "usr/share/doc/sotto/README.md",
+    "usr/share/fish/vendor_completions.d/sotto-convert.fish",
+    "usr/share/fish/vendor_completions.d/sotto.fish",
+    "usr/share/fish/vendor_completions.d/sottod.fish",
+    "usr/share/man/man1/sotto-convert.1",
+    "usr/share/man/man1/sotto.1",
+    "usr/share/man/man1/sottod.1",
     "usr/share/sotto/models/ggml-tiny.en.bin",
+    "usr/share/zsh/vendor-completions/_sotto",
+    "usr/share/zsh/vendor-completions/_sotto-convert",
+    "usr/share/zsh/vendor-completions/_sottod",
 ];
 
 fn make(args: &[&str]) {
@@ -127,7 +140,30 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
             "{}",
             unit.display()
         );
+        // Every setting can come from the settings file: the command line
+        // (which would win over it) sets none.
+        let exec = lines.iter().find(|l| l.starts_with("ExecStart=")).unwrap();
+        assert!(!exec.contains(" -"), "{}: flags in {exec}", unit.display());
     }
+    let settings = |unit: &Path| -> Vec<String> {
+        std::fs::read_to_string(unit)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("EnvironmentFile=").map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(settings(&system), ["-/etc/default/sotto"]);
+    assert_eq!(settings(&user), ["-%h/.config/sotto/env"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/default/sotto")).unwrap(),
+        std::fs::read_to_string(project_root().join("systemd/sotto.default")).unwrap(),
+        "the shipped settings file"
+    );
+    let page = std::fs::read_to_string(root.join("usr/share/man/man1/sottod.1")).unwrap();
+    assert!(
+        page.contains("SOTTO_SILENCE_MS") && page.contains("/etc/default/sotto"),
+        "the man page names the variables and the settings file"
+    );
     let (ok, text) = analyze(&["verify", system.to_str().unwrap()], &runtime);
     assert!(ok && text.trim().is_empty(), "system unit: {text}");
     let (ok, text) = analyze(&["verify", "--user", user.to_str().unwrap()], &runtime);
@@ -152,12 +188,86 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
     assert!(system_score <= 1.5, "system unit exposure {system_score}");
     assert!(user_score <= 3.0, "user unit exposure {user_score}");
 
+    // A changed settings file is the admin's: install keeps it, uninstall too.
+    let env_file = root.join("etc/default/sotto");
+    std::fs::write(&env_file, "SOTTO_SILENCE_MS=700\n").unwrap();
+    make(&["install", &destdir, "PREFIX=/usr"]);
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "SOTTO_SILENCE_MS=700\n"
+    );
+    make(&["uninstall", &destdir, "PREFIX=/usr"]);
+    assert_eq!(
+        installed(&root),
+        ["etc/default/sotto"],
+        "only the changed settings"
+    );
+    std::fs::remove_file(&env_file).unwrap();
+    make(&["install", &destdir, "PREFIX=/usr"]);
     make(&["uninstall", &destdir, "PREFIX=/usr"]);
     assert_eq!(
         installed(&root),
         Vec::<String>::new(),
         "uninstall removes every file"
     );
+}
+
+/// The settings file as the units read it: lines uncommented in the shipped
+/// file, parsed the way systemd's EnvironmentFile= does (VAR=value, `#`
+/// comments), set what their flags set. Flags without a value take
+/// systemd's usual booleans.
+#[test]
+fn the_settings_file_sets_the_flags() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5)
+        .say("turn on the kitchen lights")
+        .silence(1.0);
+    s.write(&wav);
+    let shipped = std::fs::read_to_string(project_root().join("systemd/sotto.default")).unwrap();
+    let mut file = String::new();
+    for line in shipped.lines() {
+        let set = |var: &str, value: &str| {
+            line.starts_with(&format!("#{var}="))
+                .then(|| format!("{var}={value}"))
+        };
+        let line = set("SOTTO_BUS", "none")
+            .or_else(|| set("SOTTO_INPUT_FILE", wav.to_str().unwrap()))
+            .or_else(|| set("SOTTO_NO_PACE", "yes"))
+            .or_else(|| set("SOTTO_VERBOSE", "1"))
+            .unwrap_or_else(|| line.to_owned());
+        file.push_str(&line);
+        file.push('\n');
+    }
+    let vars: Vec<(String, String)> = file
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("VAR=value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert_eq!(vars.len(), 4, "{vars:?}");
+    let out = Command::new(bin("sottod"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("SOTTO_MODEL", model_path())
+        .envs(vars)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("kitchen") && stdout.contains("\"event\":\"transcript\""),
+        "SOTTO_BUS=none: JSON lines, from SOTTO_INPUT_FILE: {stdout}"
+    );
+    assert!(stderr.contains("debug:"), "SOTTO_VERBOSE=1: {stderr}");
 }
 
 #[test]
@@ -226,6 +336,120 @@ fn both_units_wait_for_readiness_from_the_daemon() {
         assert!(
             text.lines().any(|l| l.trim() == "NotifyAccess=main"),
             "{unit}"
+        );
+    }
+}
+
+/// The man pages and completions `make` writes (sotto-gendocs), run in the
+/// shells and `man` themselves: each shell completes sottod's flags and the
+/// values of `--bus`, and `man` finds each page.
+#[test]
+fn completions_complete_in_each_shell_and_man_finds_the_pages() {
+    let dir = scratch();
+    let docs = dir.path().join("docs");
+    let gendocs = project_root().join("target/release/sotto-gendocs");
+    assert!(
+        gendocs.is_file(),
+        "{} is missing: run `make` (it builds it)",
+        gendocs.display()
+    );
+    let out = Command::new(&gendocs).arg(&docs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shell = |program: &str, script: &str| -> String {
+        let out = Command::new(program)
+            .args(["-c", script])
+            .env("HOME", dir.path())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{program}: {e} (scripts/install-deps.sh --test-user installs it)")
+            });
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let c = docs.join("completions");
+    for program in ["sottod", "sotto", "sotto-convert"] {
+        let bash = shell(
+            "bash",
+            &format!(
+                "source {}/bash/{program}; complete -p {program}",
+                c.display()
+            ),
+        );
+        assert!(bash.contains(program), "bash: {bash}");
+    }
+    let bash = shell(
+        "bash",
+        &format!(
+            "source {}/bash/sottod; COMP_WORDS=(sottod --bus ''); COMP_CWORD=2; _sottod sottod '' --bus; echo ${{COMPREPLY[@]}}",
+            c.display()
+        ),
+    );
+    assert_eq!(
+        bash.split_whitespace().collect::<Vec<_>>(),
+        ["session", "system", "none"]
+    );
+    let bash = shell(
+        "bash",
+        &format!(
+            "source {}/bash/sotto; COMP_WORDS=(sotto ''); COMP_CWORD=1; _sotto sotto '' sotto; echo ${{COMPREPLY[@]}}",
+            c.display()
+        ),
+    );
+    assert!(
+        bash.contains("listen") && bash.contains("status"),
+        "bash, sotto's commands: {bash}"
+    );
+    let fish = shell(
+        "fish",
+        &format!(
+            "source {}/fish/sottod.fish; complete -C 'sottod --bus '",
+            c.display()
+        ),
+    );
+    let mut values: Vec<&str> = fish
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, ["none", "session", "system"], "fish: {fish}");
+    let fish = shell(
+        "fish",
+        &format!(
+            "source {}/fish/sottod.fish; complete -C 'sottod --max-lat'",
+            c.display()
+        ),
+    );
+    assert!(fish.contains("--max-latency-ms"), "fish: {fish}");
+    let zsh = shell(
+        "zsh",
+        &format!(
+            "fpath=({} $fpath); autoload -Uz compinit; compinit -u -d {}/zcompdump; print -r -- $_comps[sottod] $_comps[sotto] $_comps[sotto-convert]",
+            c.join("zsh").display(),
+            dir.path().display()
+        ),
+    );
+    assert_eq!(
+        zsh.split_whitespace().collect::<Vec<_>>(),
+        ["_sottod", "_sotto", "_sotto-convert"]
+    );
+    for program in ["sottod", "sotto", "sotto-convert"] {
+        let out = Command::new("man")
+            .args(["-M", docs.join("man").to_str().unwrap(), "-w", program])
+            .output()
+            .expect("man (package man-db)");
+        assert!(
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains(&format!("{program}.1")),
+            "man -w {program}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
