@@ -26,7 +26,7 @@ deps:
 
 # The binaries, then the man pages and completions made from their flags.
 build: deps
-	$(CARGO) build --release --bins -p sotto -p sotto-gendocs
+	$(CARGO) build --release --bins -p sotto -p sotto-client -p sotto-gendocs
 	target/release/sotto-gendocs target/docs
 
 # systemd/sotto.default again, after a flag changed (a unit test compares them).
@@ -48,7 +48,7 @@ test-setup: setup
 	./scripts/install-deps.sh --test-user
 
 test: test-setup lint
-	$(CARGO) test --release --workspace --lib --bins --tests -- --test-threads=1
+	$(CARGO) test --release --workspace --lib --bins --tests --examples -- --test-threads=1
 	./scripts/bench.sh --smoke
 
 demo: setup

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser};
 
 /// `--bus`: which bus to publish on (resolved to [`crate::config::BusKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -234,53 +234,16 @@ pub struct Cli {
 }
 
 /// Prints a clap error as one line naming the problem and the fix (help and
-/// version print normally) and returns the exit code. clap's hints stay on
-/// the line: the possible values and its "a similar … exists" tip.
+/// version print normally) and returns the exit code; for sottod, a flag
+/// whose value came from a variable is named with it.
 pub fn exit_for_clap_error(error: clap::Error, program: &str) -> std::process::ExitCode {
-    use clap::error::ErrorKind;
-    match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = error.print();
-            std::process::ExitCode::SUCCESS
+    sotto_client::clap_error::exit_for(error, program, |line| {
+        if program == "sottod" {
+            name_env_sources(line)
+        } else {
+            line.to_owned()
         }
-        _ => {
-            let mut line = one_line(&error.render().to_string());
-            if program == "sottod" {
-                line = name_env_sources(&line);
-            }
-            eprintln!("{program}: error: {line}; run `{program} --help` for the flags");
-            std::process::ExitCode::from(2)
-        }
-    }
-}
-
-/// clap's rendered error as one line: its first line, then the possible
-/// values and tips it gives below, in parentheses; usage and the `--help`
-/// pointer are left out (the caller adds its own).
-fn one_line(rendered: &str) -> String {
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ")
-        .to_owned();
-    let hints: Vec<String> = lines
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter_map(|l| {
-            if let Some(values) = l.strip_prefix("[possible values: ") {
-                Some(format!("possible values: {}", values.trim_end_matches(']')))
-            } else {
-                l.strip_prefix("tip: ").map(str::to_owned)
-            }
-        })
-        .collect();
-    if hints.is_empty() {
-        first
-    } else {
-        format!("{first} ({})", hints.join("; "))
-    }
+    })
 }
 
 /// `message` with each flag in it that got its value from an environment
@@ -320,54 +283,7 @@ fn annotate_flags(message: &str, flags: &[(String, String)]) -> String {
     out
 }
 
-/// Talk to a running sottod over D-Bus (org.sotto.Sotto1).
-#[derive(Debug, Parser)]
-#[command(name = "sotto", version, max_term_width = 100)]
-pub struct ClientArgs {
-    /// Use the system bus instead of the session bus
-    #[arg(long, global = true)]
-    pub system: bool,
-    #[command(subcommand)]
-    pub command: ClientCommand,
-}
-
-/// The `sotto` client's commands.
-#[derive(Debug, Subcommand)]
-pub enum ClientCommand {
-    /// Print each transcript as a line as it arrives, and a [dropped: REASON]
-    /// line for speech that was not transcribed (--json: every signal as JSON)
-    Listen {
-        /// Every signal (speech started and ended, woken, transcript,
-        /// dropped, error) as one JSON object per line
-        #[arg(long)]
-        json: bool,
-        /// When sottod stops (a restart), wait for it to return instead of
-        /// exiting
-        #[arg(long)]
-        wait: bool,
-    },
-    /// Wait for the next utterance that starts, print its transcript and exit
-    /// (exits 1 when nobody speaks in time or the utterance is dropped)
-    Once {
-        /// How long to wait for speech to start, in milliseconds
-        #[arg(long, value_name = "MS", default_value_t = 10_000)]
-        timeout_ms: u32,
-    },
-    /// Push-to-talk: start an utterance, end it when Enter is pressed (or
-    /// on Ctrl-C or the end of input), then print its transcript
-    Hold,
-    /// Push-to-talk: open the microphone and start an utterance (StartUtterance)
-    Start,
-    /// Push-to-talk: end the utterance and close the microphone (EndUtterance)
-    Stop,
-    /// Show state, device, model and statistics (each command starts sottod
-    /// through D-Bus activation where the bus can)
-    Status,
-    /// Stop listening and release the microphone
-    Pause,
-    /// Start listening again
-    Resume,
-}
+pub use sotto_client::args::{ClientArgs, ClientCommand};
 
 /// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json,
 /// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load.
@@ -498,21 +414,6 @@ mod tests {
             env_file(),
             "systemd/sotto.default is out of date: `make env-file` writes it again"
         );
-    }
-
-    #[test]
-    fn clap_hints_stay_on_the_one_line() {
-        let rendered = "error: invalid value 'sesion' for '--bus <BUS>'\n  [possible values: session, system]\n\n  tip: a similar value exists: 'session'\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(rendered),
-            "invalid value 'sesion' for '--bus <BUS>' (possible values: session, system; a similar value exists: 'session')"
-        );
-        let rendered = "error: unexpected argument '--jsn' found\n\n  tip: a similar argument exists: '--json'\n\nUsage: sottod --json\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(rendered),
-            "unexpected argument '--jsn' found (a similar argument exists: '--json')"
-        );
-        assert_eq!(one_line("error: plain\n"), "plain");
     }
 
     #[test]

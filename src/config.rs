@@ -16,23 +16,7 @@ pub enum Input {
     File { path: PathBuf, paced: bool },
 }
 
-/// Which bus the service and the client use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BusKind {
-    /// The user's session bus (desktops).
-    Session,
-    /// The system bus (appliances; needs the installed policy).
-    System,
-}
-
-impl BusKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BusKind::Session => "session",
-            BusKind::System => "system",
-        }
-    }
-}
+pub use sotto_client::BusKind;
 
 /// Which utterances are published (`--mode`, the `Mode` property).
 #[derive(Debug, Clone, PartialEq, Eq)]

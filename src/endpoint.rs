@@ -34,33 +34,7 @@ pub enum Completeness {
     Unsure,
 }
 
-/// Which rule closed an utterance, as `timing.end_rule` in `--json` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EndRule {
-    /// `--silence-ms` (the fixed rule, or adaptive when unsure).
-    #[default]
-    Silence,
-    /// `--min-silence-ms`: the speculative decode was complete.
-    Complete,
-    /// `--max-silence-ms`: the speculative decode was unfinished.
-    Unfinished,
-    /// The input ended, or the utterance reached --max-utterance-ms.
-    Cut,
-    /// Push-to-talk: the client ended it (`EndUtterance`).
-    Released,
-}
-
-impl EndRule {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndRule::Silence => "silence",
-            EndRule::Complete => "complete",
-            EndRule::Unfinished => "unfinished",
-            EndRule::Cut => "cut",
-            EndRule::Released => "released",
-        }
-    }
-}
+pub use crate::event::EndRule;
 
 /// Below this confidence (the decode's mean token probability) a complete
 /// looking sentence is only [`Completeness::Unsure`]: a short close on a

@@ -11,7 +11,8 @@ pub mod config;
 pub mod daemon;
 pub mod dsp;
 pub mod endpoint;
-pub mod event;
+/// The events and their JSON form live with the client, which decodes them.
+pub use sotto_client::event;
 pub mod listen;
 pub mod logging;
 pub mod model;

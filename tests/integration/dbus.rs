@@ -10,7 +10,7 @@ use serde_json::Value;
 use sotto_testkit::*;
 
 fn sotto(bus: &PrivateBus) -> Command {
-    let mut c = bus.client(env!("CARGO_BIN_EXE_sotto"));
+    let mut c = bus.client(bin("sotto"));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
@@ -482,7 +482,7 @@ fn the_system_bus_works_with_a_system_like_daemon() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1200));
-    let listen = Command::new(env!("CARGO_BIN_EXE_sotto"))
+    let listen = Command::new(bin("sotto"))
         .args(["--system", "listen"])
         .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
         .stdout(Stdio::piped())

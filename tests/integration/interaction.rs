@@ -9,7 +9,7 @@ use serde_json::Value;
 use sotto_testkit::*;
 
 fn sotto(bus: &PrivateBus) -> Command {
-    let mut c = bus.client(env!("CARGO_BIN_EXE_sotto"));
+    let mut c = bus.client(bin("sotto"));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
@@ -464,7 +464,7 @@ fn push_to_talk_opens_the_microphone_only_while_held_or_listened_for() {
     // Listen opens it too, and the VAD ends the utterance.
     let listen = mic
         .bus
-        .client(env!("CARGO_BIN_EXE_sotto"))
+        .client(bin("sotto"))
         .args(["once", "--timeout-ms", "20000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

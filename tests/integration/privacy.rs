@@ -24,7 +24,7 @@ fn require_sotto_user() {
     );
 }
 
-fn as_user(ids: &[&str], program: &str) -> Command {
+fn as_user(ids: &[&str], program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("setpriv");
     c.args(ids).arg(program);
     c
@@ -144,7 +144,7 @@ fn only_group_sotto_can_control_read_or_hear_the_daemon_on_the_system_bus() {
     }
     let outsider_listen = spawn(
         {
-            let mut c = as_user(&OUTSIDER, env!("CARGO_BIN_EXE_sotto"));
+            let mut c = as_user(&OUTSIDER, bin("sotto"));
             c.args(["--system", "listen"]);
             c
         },
@@ -154,7 +154,7 @@ fn only_group_sotto_can_control_read_or_hear_the_daemon_on_the_system_bus() {
         {
             let mut c = as_user(
                 &["--reuid=65534", "--regid=65534", "--groups=sotto"],
-                env!("CARGO_BIN_EXE_sotto"),
+                bin("sotto"),
             );
             c.args(["--system", "listen"]);
             c

@@ -112,6 +112,7 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
     make(&["install", &destdir, "PREFIX=/usr"]);
     let expected: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
     assert_eq!(installed(&root), expected);
+    check_binaries(&root.join("usr/bin"));
 
     let runtime = dir.path().join("runtime");
     std::fs::create_dir_all(&runtime).unwrap();
@@ -210,6 +211,69 @@ fn make_install_places_the_files_and_the_units_verify_hardened() {
         Vec::<String>::new(),
         "uninstall removes every file"
     );
+}
+
+/// The installed (stripped) binaries: their sizes and the libraries they
+/// load, printed. The client carries no whisper.cpp (so no C++ runtime and
+/// no OpenMP); the converter no OpenMP; sottod needs only the C and C++ runtimes, ALSA and libgomp
+/// (whisper.cpp's threads).
+fn check_binaries(dir: &Path) {
+    let libraries = |program: &str| -> Vec<String> {
+        let out = Command::new("ldd")
+            .arg(dir.join(program))
+            .output()
+            .expect("ldd");
+        assert!(out.status.success(), "ldd {program}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|l| l.contains(".so"))
+            .map(|l| {
+                l.rsplit('/')
+                    .next()
+                    .unwrap()
+                    .split(".so")
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .filter(|l| l != "linux-vdso" && l != "ld-linux-x86-64" && l != "ld-linux-aarch64")
+            .collect()
+    };
+    for (program, limit) in [
+        ("sotto", 5_000_000),
+        ("sottod", 8_000_000),
+        ("sotto-convert", 5_000_000),
+    ] {
+        let size = std::fs::metadata(dir.join(program)).unwrap().len();
+        let libs = libraries(program);
+        println!(
+            "{program}: {size} bytes stripped, loads {}",
+            libs.join(", ")
+        );
+        assert!(size <= limit, "{program}: {size} bytes, above {limit}");
+        let allowed: &[&str] = match program {
+            "sottod" => &[
+                "libc",
+                "libm",
+                "libstdc++",
+                "libgcc_s",
+                "libasound",
+                "libgomp",
+                "libpipewire-0",
+            ],
+            // It shares sottod's library, whose whisper.cpp objects bring the
+            // C++ runtime; it uses none of them.
+            "sotto-convert" => &["libc", "libm", "libstdc++", "libgcc_s"],
+            _ => &["libc", "libm", "libgcc_s"],
+        };
+        for lib in &libs {
+            assert!(
+                allowed.contains(&lib.as_str()),
+                "{program} loads {lib}: {libs:?}"
+            );
+        }
+    }
 }
 
 /// The settings file as the units read it: lines uncommented in the shipped

@@ -3,7 +3,6 @@
 //! is the one JSON form: `sottod --json` prints it, and `sotto listen --json`
 //! decodes each signal back into an [`Event`] and prints the same.
 
-use crate::endpoint::EndRule;
 use serde_json::json;
 
 /// Why an utterance produced no transcript. The strings are part of the D-Bus
@@ -317,6 +316,34 @@ pub fn send_blocking(events: &EventSender, event: Event) {
     let _ = events.blocking_send(event);
 }
 
+/// Which rule closed an utterance, as `timing.end_rule` in `--json` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndRule {
+    /// `--silence-ms` (the fixed rule, or adaptive when unsure).
+    #[default]
+    Silence,
+    /// `--min-silence-ms`: the speculative decode was complete.
+    Complete,
+    /// `--max-silence-ms`: the speculative decode was unfinished.
+    Unfinished,
+    /// The input ended, or the utterance reached --max-utterance-ms.
+    Cut,
+    /// Push-to-talk: the client ended it (`EndUtterance`).
+    Released,
+}
+
+impl EndRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndRule::Silence => "silence",
+            EndRule::Complete => "complete",
+            EndRule::Unfinished => "unfinished",
+            EndRule::Cut => "cut",
+            EndRule::Released => "released",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,7 +351,7 @@ mod tests {
     /// The interface description names every reason and kind the code sends.
     #[test]
     fn the_interface_xml_lists_every_reason_kind_and_state() {
-        let xml = include_str!("org.sotto.Sotto1.xml");
+        let xml = include_str!("../../src/org.sotto.Sotto1.xml");
         for r in DropReason::ALL {
             assert!(xml.contains(&format!("`{}`", r.as_str())), "{r:?}");
             assert_eq!(DropReason::parse(r.as_str()), Some(r));

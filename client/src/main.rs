@@ -3,14 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sotto::bus::client;
-use sotto::cli::{ClientArgs, ClientCommand as Command};
-use sotto::config::BusKind;
+use sotto_client::args::{ClientArgs, ClientCommand as Command};
+use sotto_client::{client, BusKind};
 
 fn main() -> ExitCode {
     let args = match ClientArgs::try_parse() {
         Ok(a) => a,
-        Err(e) => return sotto::cli::exit_for_clap_error(e, "sotto"),
+        Err(e) => return sotto_client::clap_error::exit_for(e, "sotto", str::to_owned),
     };
     let bus = if args.system {
         BusKind::System
