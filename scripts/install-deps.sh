@@ -24,8 +24,9 @@ packages=(
 # it; `make install` creates them for the service; demo and run do not).
 test_user=0
 if [ "${1:-}" = --test-user ]; then test_user=1; fi
-# The tests also load the completions in each shell and look up the man pages.
-if [ "$test_user" = 1 ]; then packages+=(zsh fish man-db); fi
+# The tests also load the completions in each shell, look up the man pages
+# and run the Python example client.
+if [ "$test_user" = 1 ]; then packages+=(zsh fish man-db python3-gi); fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 msrv=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$here/../Cargo.toml")

@@ -5,6 +5,7 @@ mod bad_input;
 mod dbus;
 mod endpoint;
 mod engine;
+mod examples;
 mod files;
 mod interaction;
 mod live_mic;
