@@ -5,6 +5,7 @@
 #   make run    set up everything, then run sottod on the default microphone
 #   make test   set up everything, lint (fmt, clippy, doc), then run every test (and a seconds-long smoke run of the benchmarks)
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
+#   make deb    the Debian package (target/debian/*.deb)
 #   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png)
 #   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
 
@@ -41,11 +42,12 @@ setup: deps build model
 run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
-# The tests also convert the model's CTranslate2 original again and run the
-# daemon as the service's user.
+# The tests also convert the model's CTranslate2 original again, run the
+# daemon as the service's user and install the Debian package.
 test-setup: setup
 	./models/fetch.sh --source
 	./scripts/install-deps.sh --test-user
+	$(MAKE) --no-print-directory deb
 
 test: test-setup lint
 	$(CARGO) test --release --workspace --lib --bins --tests --examples -- --test-threads=1
@@ -95,6 +97,19 @@ INSTALLED = \
 	$(DBUS_INTERFACE_DIR)/org.sotto.Sotto1.xml $(DOCDIR)/README.md \
 	$(foreach p,$(PROGRAMS),$(MANDIR)/man1/$(p).1 $(BASH_COMPLETION_DIR)/$(p) \
 	  $(ZSH_COMPLETION_DIR)/_$(p) $(FISH_COMPLETION_DIR)/$(p).fish)
+
+# The Debian package, target/debian/sotto_VERSION-1_ARCH.deb: what install
+# stages under /usr and /etc, man pages compressed, packed by cargo-deb
+# (from crates.io, built once into target/tools).
+CARGO_DEB_VERSION = 3.8.0
+DEB_ROOT = target/deb-root
+.PHONY: deb
+deb: setup
+	@[ -x target/tools/bin/cargo-deb ] || $(CARGO) install --quiet --locked --root target/tools cargo-deb@$(CARGO_DEB_VERSION)
+	rm -rf $(DEB_ROOT) target/debian
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr
+	gzip -9n $(DEB_ROOT)/usr/share/man/man1/*.1
+	PATH="$(CURDIR)/target/tools/bin:$$PATH" $(CARGO) deb --no-build --no-strip --fast --package sotto
 
 .PHONY: install install-files uninstall
 # Copies what `make` built, stripped; builds nothing and runs no apt, cargo

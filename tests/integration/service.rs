@@ -517,3 +517,203 @@ fn completions_complete_in_each_shell_and_man_finds_the_pages() {
         );
     }
 }
+
+/// Runs a command as root: directly when the tests are root (CI), else
+/// through `sudo -n`. Fails the test, naming the way out, when neither can.
+fn as_root(args: &[&str]) -> std::process::Output {
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut c = if root {
+        Command::new(args[0])
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", args[0]]);
+        c
+    };
+    c.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+    let out = c.output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    if !root && !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sudo") {
+        panic!("the package test installs the .deb on this machine: run the tests as root or with passwordless sudo");
+    }
+    out
+}
+
+fn package_installed() -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "sotto"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Purges the package when the test ends, passed or not, so no later test
+/// (nor the machine) keeps its D-Bus activation file or units.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if package_installed() {
+            as_root(&["apt-get", "purge", "-y", "-q", "sotto"]);
+        }
+    }
+}
+
+/// The Debian package (`make deb`), installed with apt on this machine:
+/// its files, the installed daemon on a file without a bus and under the
+/// installed client on a private bus, the units verified where they are,
+/// `man` and the completions; then purged, leaving no file behind.
+#[test]
+fn the_debian_package_installs_runs_and_purges_clean() {
+    let debs: Vec<_> = std::fs::read_dir(project_root().join("target/debian"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let deb = debs
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .unwrap_or_else(|| panic!("no target/debian/sotto_*.deb: run `make deb`"));
+    assert!(
+        !package_installed(),
+        "the sotto package is already installed here; this test installs and purges its own: apt-get purge sotto first"
+    );
+    let _purge = Installed;
+    let out = as_root(&["apt-get", "install", "-y", "-q", deb.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "apt-get install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("installed and not enabled"),
+        "postinst says how to enable it: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let listed = Command::new("dpkg").args(["-L", "sotto"]).output().unwrap();
+    let mut files: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| Path::new(l).is_file())
+        .map(str::to_owned)
+        .collect();
+    files.sort();
+    println!("package files:\n{}", files.join("\n"));
+    let mut want: Vec<String> = FILES
+        .iter()
+        .map(|f| {
+            let f = f.replace("etc/dbus-1/system.d", "usr/share/dbus-1/system.d");
+            let f = if f.starts_with("usr/share/man/") {
+                format!("{f}.gz")
+            } else {
+                f
+            };
+            format!("/{f}")
+        })
+        .chain(["/usr/share/doc/sotto/copyright".to_owned()])
+        .collect();
+    want.sort();
+    assert_eq!(files, want, "the package's files");
+    check_binaries(Path::new("/usr/bin"));
+    assert!(
+        Command::new("getent")
+            .args(["passwd", "sotto"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the service's user (postinst makes it when missing)"
+    );
+
+    // The installed daemon, its installed model, no bus at all.
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(1.5)
+        .say("turn on the kitchen lights")
+        .silence(1.5);
+    s.write(&wav);
+    let out = Command::new("/usr/bin/sottod")
+        .args([
+            "--bus",
+            "none",
+            "--no-pace",
+            "--input-file",
+            wav.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env_remove("SOTTO_MODEL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("kitchen"),
+        "installed sottod --bus none: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The installed client against the installed daemon on a private bus.
+    let bus = PrivateBus::start();
+    let daemon = LiveDaemon::spawn({
+        let mut c = bus.client("/usr/bin/sottod");
+        c.args(["--input-file", wav.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env_remove("SOTTO_MODEL");
+        c
+    });
+    bus.wait_for_name();
+    let listen = bus
+        .client("/usr/bin/sotto")
+        .arg("listen")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    daemon.wait_exit(std::time::Duration::from_secs(30));
+    let heard = wait_output(listen, std::time::Duration::from_secs(10));
+    assert!(
+        heard.stdout.to_lowercase().contains("kitchen"),
+        "installed sotto listen: {}{}",
+        heard.stdout,
+        heard.stderr
+    );
+
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let (ok, text) = analyze(
+        &["verify", "/usr/lib/systemd/system/sotto.service"],
+        &runtime,
+    );
+    assert!(
+        ok && text.trim().is_empty(),
+        "installed system unit: {text}"
+    );
+    let (ok, text) = analyze(
+        &["verify", "--user", "/usr/lib/systemd/user/sotto.service"],
+        &runtime,
+    );
+    assert!(ok && text.trim().is_empty(), "installed user unit: {text}");
+    let man = Command::new("man")
+        .args(["-w", "sottod"])
+        .output()
+        .expect("man");
+    assert_eq!(
+        String::from_utf8_lossy(&man.stdout).trim(),
+        "/usr/share/man/man1/sottod.1.gz",
+        "man -w sottod"
+    );
+    let complete = Command::new("bash")
+        .args([
+            "-c",
+            "source /usr/share/bash-completion/completions/sottod; complete -p sottod",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&complete.stdout).contains("sottod"));
+
+    let out = as_root(&["apt-get", "purge", "-y", "-q", "sotto"]);
+    assert!(
+        out.status.success(),
+        "apt-get purge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!package_installed());
+    let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
+    assert!(left.is_empty(), "purge left {left:?}");
+}
