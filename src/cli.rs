@@ -91,6 +91,22 @@ pub struct Cli {
     )]
     pub language: String,
 
+    /// Words to expect, passed to Whisper as its initial prompt, so names and
+    /// jargon come out spelled this way (e.g. "Zorblat, Kubernetes, Dr.
+    /// Okafor"; at most 600 characters, a final period is added). Every
+    /// decode gets it; a long prompt costs decode time
+    #[arg(
+        long,
+        env = "SOTTO_PROMPT",
+        value_name = "TEXT",
+        conflicts_with = "prompt_file"
+    )]
+    pub prompt: Option<String>,
+
+    /// --prompt read from a UTF-8 text file (read once, at start)
+    #[arg(long, env = "SOTTO_PROMPT_FILE", value_name = "PATH")]
+    pub prompt_file: Option<PathBuf>,
+
     /// Threads per decode: a number, or auto (the cores, at most 4; a thread
     /// whose peer is descheduled sleeps instead of spinning, so every core
     /// helps even on a busy machine)

@@ -51,6 +51,8 @@ pub struct Config {
     pub input: Input,
     pub model: PathBuf,
     pub language: String,
+    /// `--prompt` or the text of `--prompt-file`: Whisper's initial prompt.
+    pub prompt: Option<String>,
     /// Threads per decode (`--threads`, or `auto`: the cores, at most 4).
     pub threads: usize,
     pub segmenter: SegmenterSettings,
@@ -280,6 +282,7 @@ impl Config {
             input,
             model,
             language,
+            prompt: prompt(cli)?,
             threads,
             segmenter: SegmenterSettings {
                 vad_threshold: cli.vad_threshold as f32,
@@ -299,6 +302,60 @@ impl Config {
             verbosity,
         })
     }
+}
+
+/// A prompt longer than this is more than the names and words it is for:
+/// whisper.cpp keeps at most half its 448-token text context of it, and
+/// every decode pays for it.
+pub const MAX_PROMPT_CHARS: usize = 600;
+
+/// `--prompt` or `--prompt-file`, checked (some words, no NUL, not too
+/// long), its white space collapsed and a final stop added.
+fn prompt(cli: &Cli) -> Result<Option<String>, ConfigError> {
+    let (text, flag) = match (&cli.prompt, &cli.prompt_file) {
+        (Some(text), _) => (text.clone(), "--prompt".to_string()),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                ConfigError(format!(
+                    "--prompt-file {}: cannot read it ({e}); give a text file with the words to expect",
+                    path.display()
+                ))
+            })?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                ConfigError(format!(
+                    "--prompt-file {} is not UTF-8 text; save it as UTF-8 (iconv -t UTF-8)",
+                    path.display()
+                ))
+            })?;
+            (text, format!("--prompt-file {}", path.display()))
+        }
+        (None, None) => return Ok(None),
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        return Err(ConfigError(format!(
+            "{flag} has no words; give the names and terms to expect, or leave it out"
+        )));
+    }
+    if text.contains('\0') {
+        return Err(ConfigError(format!(
+            "{flag} contains a NUL character; give plain text"
+        )));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_PROMPT_CHARS {
+        return Err(ConfigError(format!(
+            "{flag} is {chars} characters, more than {MAX_PROMPT_CHARS}; keep it to the names and terms to expect (Whisper uses at most 224 tokens of it)"
+        )));
+    }
+    // Whisper continues the prompt's style: one without a final stop makes
+    // transcripts without one, which the adaptive end of speech reads.
+    let ends_a_sentence = text.ends_with(['.', '!', '?']);
+    Ok(Some(if ends_a_sentence {
+        text
+    } else {
+        format!("{text}.")
+    }))
 }
 
 #[cfg(test)]
@@ -328,6 +385,20 @@ mod tests {
         assert_eq!(s.max_silence_ms, 700, "below the latency bound");
         let s = config(&["--language", "de", "--model", "x.bin"]).segmenter;
         assert_eq!(s.end_of_speech, EndOfSpeech::Fixed, "no German word lists");
+    }
+
+    #[test]
+    fn a_prompt_is_collapsed_and_ends_a_sentence() {
+        assert_eq!(config(&[]).prompt, None);
+        let p = config(&["--prompt", "  Zorblat,\n Kubernetes "]).prompt;
+        assert_eq!(p.as_deref(), Some("Zorblat, Kubernetes."));
+        let p = config(&["--prompt", "Dr. Okafor?"]).prompt;
+        assert_eq!(p.as_deref(), Some("Dr. Okafor?"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("words.txt");
+        std::fs::write(&file, "Quindaro\nVexmora\n").unwrap();
+        let p = config(&["--prompt-file", file.to_str().unwrap()]).prompt;
+        assert_eq!(p.as_deref(), Some("Quindaro Vexmora."));
     }
 
     #[test]

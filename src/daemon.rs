@@ -510,13 +510,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         None => None,
     };
 
-    let (model, language, threads) = (
+    let (model, language, threads, prompt) = (
         config.model.clone(),
         config.language.clone(),
         config.threads,
+        config.prompt.clone(),
     );
     let decoder = on_a_thread("model-load", move || {
-        Decoder::load(&model, &language, threads)
+        Decoder::load(&model, &language, threads).map(|d| d.with_prompt(prompt))
     })
     .await
     .context("model loader")??;

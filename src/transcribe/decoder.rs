@@ -88,6 +88,8 @@ pub struct Decoder {
     hparams: Hparams,
     language: String,
     threads: usize,
+    /// Whisper's initial prompt (`--prompt`), for every decode.
+    prompt: Option<String>,
 }
 
 /// whisper.cpp's abort callback: `user_data` is the call's [`DecodeOptions`].
@@ -121,7 +123,16 @@ impl Decoder {
             hparams: info.hparams,
             language: language.to_string(),
             threads,
+            prompt: None,
         })
+    }
+
+    /// Gives every decode this initial prompt (`--prompt`): words that
+    /// bias the spelling of names and terms. It must hold no NUL (the
+    /// config checks that).
+    pub fn with_prompt(mut self, prompt: Option<String>) -> Self {
+        self.prompt = prompt.filter(|p| !p.contains('\0'));
+        self
     }
 
     /// A name like `tiny.en` or `base`.
@@ -146,6 +157,9 @@ impl Decoder {
         params.set_n_threads(options.threads.unwrap_or(self.threads) as i32);
         params.set_language(Some(&self.language));
         params.set_translate(false);
+        if let Some(prompt) = &self.prompt {
+            params.set_initial_prompt(prompt);
+        }
         params.set_no_context(true);
         params.set_single_segment(true);
         params.set_no_timestamps(true);

@@ -280,3 +280,30 @@ fn wake_flags_that_cannot_work() {
         "possible values: session, system, none",
     );
 }
+
+#[test]
+fn prompts_that_cannot_work() {
+    fails(&["--prompt", " \n "], "--prompt has no words");
+    fails(
+        &["--prompt-file", "/nonexistent/words.txt"],
+        "--prompt-file /nonexistent/words.txt: cannot read it",
+    );
+    let dir = scratch();
+    let latin1 = dir.path().join("latin1.txt");
+    std::fs::write(&latin1, b"Jos\xe9 Mu\xf1oz\n").unwrap();
+    fails(
+        &["--prompt-file", latin1.to_str().unwrap()],
+        "is not UTF-8 text; save it as UTF-8",
+    );
+    let long = "Zorblat ".repeat(100);
+    fails(&["--prompt", &long], "is 799 characters, more than 600");
+    fails(
+        &[
+            "--prompt",
+            "Zorblat",
+            "--prompt-file",
+            latin1.to_str().unwrap(),
+        ],
+        "cannot be used with",
+    );
+}

@@ -188,3 +188,43 @@ fn hums_and_sung_vowels_yield_no_transcript() {
         );
     }
 }
+
+/// `--prompt`: a made-up name espeak-ng says comes out spelled as the prompt
+/// spells it (and not without the prompt), and the transcript keeps its
+/// final stop.
+#[test]
+fn a_prompt_spells_a_made_up_name() {
+    model_path();
+    let dir = scratch();
+    let wav = dir.path().join("name.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5)
+        .say("please call Zorblat tomorrow morning")
+        .silence(1.5);
+    s.write(&wav);
+    let text = |extra: &[&str]| -> String {
+        let mut args = vec![
+            "--bus",
+            "none",
+            "--no-pace",
+            "--input-file",
+            wav.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let run = run_sottod(&args, Duration::from_secs(60));
+        assert!(run.status.success(), "{}", run.stderr);
+        transcripts(&run.events()).join(" ")
+    };
+    let plain = text(&[]);
+    let prompted = text(&["--prompt", "Zorblat"]);
+    println!("without: {plain:?}; with --prompt Zorblat: {prompted:?}");
+    assert!(
+        !plain.contains("Zorblat"),
+        "tiny.en does not know the name: {plain}"
+    );
+    assert!(
+        prompted.contains("Zorblat"),
+        "the prompt spells it: {prompted}"
+    );
+    assert!(prompted.ends_with('.'), "the stop is kept: {prompted}");
+}
