@@ -301,12 +301,12 @@ fn annotate_flags(message: &str, flags: &[(String, String)]) -> String {
 
 pub use sotto_client::args::{ClientArgs, ClientCommand};
 
-/// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json,
+/// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt or .json, config.json,
 /// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load.
 #[derive(Debug, Parser)]
 #[command(name = "sotto-convert", version, max_term_width = 100)]
 pub struct ConvertArgs {
-    /// Folder with the CTranslate2 model (model.bin and vocabulary.txt)
+    /// Folder with the CTranslate2 model (model.bin, and vocabulary.txt or vocabulary.json)
     pub model_dir: PathBuf,
     /// The ggml file to write (replaced atomically)
     pub output: PathBuf,

@@ -23,7 +23,7 @@ use super::mel::mel_filters;
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     #[error(
-        "cannot read {path}: {reason} (give the folder that holds model.bin and vocabulary.txt)"
+        "cannot read {path}: {reason} (give the folder that holds model.bin and vocabulary.txt or vocabulary.json)"
     )]
     Read { path: PathBuf, reason: String },
     #[error("{path} is not a CTranslate2 Whisper model: {reason}")]
@@ -332,12 +332,12 @@ fn count_layers(vars: &HashMap<String, Variable>, prefix: &str) -> usize {
     max.map_or(0, |m| m + 1)
 }
 
-/// Converts the CTranslate2 Whisper model in `dir` (model.bin, vocabulary.txt)
-/// to a ggml file at `out`, written to a temporary file first and renamed, so an
-/// interrupted conversion leaves nothing half-written.
+/// Converts the CTranslate2 Whisper model in `dir` (model.bin, and
+/// vocabulary.txt or vocabulary.json) to a ggml file at `out`, written to a
+/// temporary file first and renamed, so an interrupted conversion leaves
+/// nothing half-written.
 pub fn convert_dir(dir: &Path, out: &Path) -> Result<Converted, ConvertError> {
     let model_path = dir.join("model.bin");
-    let vocab_path = dir.join("vocabulary.txt");
     let read = |p: &Path| {
         fs::read(p).map_err(|e| ConvertError::Read {
             path: p.to_path_buf(),
@@ -345,16 +345,39 @@ pub fn convert_dir(dir: &Path, out: &Path) -> Result<Converted, ConvertError> {
         })
     };
     let model_bytes = read(&model_path)?;
-    let vocab_bytes = read(&vocab_path)?;
-    let vocab_text = String::from_utf8(vocab_bytes).map_err(|_| ConvertError::Format {
-        path: vocab_path.clone(),
-        reason: "vocabulary.txt is not UTF-8".into(),
-    })?;
-    let vocabulary: Vec<&str> = vocab_text.lines().collect();
+    let vocabulary = read_vocabulary(dir)?;
+    let vocabulary: Vec<&str> = vocabulary.iter().map(String::as_str).collect();
     let model = parse_ct2(&model_bytes, &model_path)?;
     drop(model_bytes);
     let bytes = to_ggml(&model, &vocabulary, &model_path, out)?;
     Ok(bytes)
+}
+
+/// The tokens in id order: `vocabulary.txt` (one per line, as faster-whisper's
+/// conversions ship it) or else `vocabulary.json` (a JSON array of strings,
+/// as newer CTranslate2 conversions ship it).
+fn read_vocabulary(dir: &Path) -> Result<Vec<String>, ConvertError> {
+    let txt = dir.join("vocabulary.txt");
+    let json = dir.join("vocabulary.json");
+    let (path, is_json) = if !txt.exists() && json.exists() {
+        (json, true)
+    } else {
+        (txt, false)
+    };
+    let bytes = fs::read(&path).map_err(|e| ConvertError::Read {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let format = |reason: &str| ConvertError::Format {
+        path: path.clone(),
+        reason: reason.into(),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format("it is not UTF-8"))?;
+    if !is_json {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    serde_json::from_str::<Vec<String>>(&text)
+        .map_err(|e| format(&format!("it is not a JSON array of token strings ({e})")))
 }
 
 /// Writes a parsed model and its vocabulary as ggml.
@@ -415,14 +438,14 @@ pub fn to_ggml(
     }
     if vocabulary.len() != n_vocab {
         return Err(fmt(format!(
-            "vocabulary.txt has {} tokens but the embeddings have {n_vocab} rows",
+            "the vocabulary has {} tokens but the embeddings have {n_vocab} rows",
             vocabulary.len()
         )));
     }
     let eot = vocabulary
         .iter()
         .position(|t| *t == "<|endoftext|>")
-        .ok_or_else(|| fmt("vocabulary.txt has no <|endoftext|>".into()))?;
+        .ok_or_else(|| fmt("the vocabulary has no <|endoftext|>".into()))?;
 
     // Tensors in OpenAI's state-dict order.
     let mut tensors: Vec<Tensor> = Vec::new();
@@ -887,6 +910,32 @@ mod tests {
         assert!(info.hparams.is_multilingual());
         let ctx = whisper_rs::WhisperContext::new_with_params(&out, Default::default()).unwrap();
         assert!(ctx.is_multilingual());
+    }
+
+    #[test]
+    fn a_vocabulary_json_gives_the_same_file_as_vocabulary_txt() {
+        let (_dir, _, from_txt) = convert_tiny(51_865);
+        let dir = tempfile::tempdir().unwrap();
+        let (model, vocab) = tiny_model(64, 2, 51_865);
+        std::fs::write(dir.path().join("model.bin"), model).unwrap();
+        let json = dir.path().join("vocabulary.json");
+        std::fs::write(&json, serde_json::to_string(&vocab).unwrap()).unwrap();
+        let out = dir.path().join("from-json.bin");
+        convert_dir(dir.path(), &out).unwrap();
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&from_txt).unwrap()
+        );
+
+        std::fs::write(&json, "{\"not\": \"a list\"}").unwrap();
+        let e = convert_dir(dir.path(), &out).unwrap_err().to_string();
+        assert!(
+            e.contains("vocabulary.json") && e.contains("not a JSON array"),
+            "{e}"
+        );
+        std::fs::remove_file(&json).unwrap();
+        let e = convert_dir(dir.path(), &out).unwrap_err().to_string();
+        assert!(e.contains("vocabulary.txt or vocabulary.json"), "{e}");
     }
 
     #[test]
