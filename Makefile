@@ -25,9 +25,10 @@ all: setup
 deps:
 	./scripts/install-deps.sh
 
-# The binaries, then the man pages and completions made from their flags.
+# The binaries and the Rust example client, then the man pages and
+# completions made from their flags.
 build: deps
-	$(CARGO) build --release --bins -p sotto -p sotto-client -p sotto-gendocs
+	$(CARGO) build --release --bins --examples -p sotto -p sotto-client -p sotto-gendocs
 	target/release/sotto-gendocs target/docs
 
 # systemd/sotto.default again, after a flag changed (a unit test compares them).
@@ -50,7 +51,7 @@ test-setup: setup
 	$(MAKE) --no-print-directory deb
 
 test: test-setup lint
-	$(CARGO) test --release --workspace --lib --bins --tests --examples -- --test-threads=1
+	$(CARGO) test --release --workspace --lib --bins --tests -- --test-threads=1
 	./scripts/bench.sh --smoke
 
 demo: setup

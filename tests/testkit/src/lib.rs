@@ -50,7 +50,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build it with `make` (or `cargo build --release --bins -p sotto -p sotto-client`)",
+        "{} is missing: build it with `make` (or `cargo build --release --bins --examples -p sotto -p sotto-client`)",
         path.display()
     );
     path
