@@ -682,6 +682,3 @@ impl Service {
         }
     }
 }
-
-/// The client side, for the `sotto` command (the `sotto-client` crate).
-pub use sotto_client::client;

@@ -284,11 +284,7 @@ fn no_bus_is_a_one_line_error() {
         )
         .output()
         .unwrap();
-    let run = Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
+    let run = Run::from(out);
     assert_clean_failure(&run, "cannot connect to the session bus");
     assert!(
         run.stderr.contains("add --bus none"),
@@ -323,11 +319,7 @@ fn bus_none_transcribes_a_file_without_any_bus() {
         .env("DBUS_SYSTEM_BUS_ADDRESS", &nowhere)
         .output()
         .unwrap();
-    let run = Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
+    let run = Run::from(out);
     assert!(run.status.success(), "sottod failed: {}", run.stderr);
     let said = transcripts(&run.events()).join(" ").to_lowercase();
     assert!(

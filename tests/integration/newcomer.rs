@@ -586,14 +586,6 @@ fn m9_speech_open_at_sigterm_is_transcribed_every_time() {
     }
 }
 
-fn run_of(out: std::process::Output) -> Run {
-    Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs a sottod that must refuse to start; one that starts anyway is
 /// killed after 20 s (and the test fails) instead of hanging the suite.
 fn refused(cmd: &mut std::process::Command) -> Run {
@@ -633,7 +625,7 @@ fn l3_negative_numbers_reach_the_range_checks() {
         (&["--vad-threshold", "-0.5"][..], "--vad-threshold"),
     ] {
         let bus = PrivateBus::start();
-        let run = run_of(sottod(&bus).args(args).output().unwrap());
+        let run = Run::from(sottod(&bus).args(args).output().unwrap());
         assert_clean_failure(&run, needle);
         assert!(
             !run.stderr.contains("unexpected argument"),
@@ -648,14 +640,14 @@ fn l3_negative_numbers_reach_the_range_checks() {
 /// mean".
 fn l4_the_one_line_error_keeps_possible_values_and_suggestions() {
     let bus = PrivateBus::start();
-    let run = run_of(sottod(&bus).args(["--bus", "sesion"]).output().unwrap());
+    let run = Run::from(sottod(&bus).args(["--bus", "sesion"]).output().unwrap());
     assert_clean_failure(&run, "possible values: session, system");
     assert!(
         run.stderr.contains("a similar value exists: 'session'"),
         "{}",
         run.stderr
     );
-    let run = run_of(sottod(&bus).arg("--jsn").output().unwrap());
+    let run = Run::from(sottod(&bus).arg("--jsn").output().unwrap());
     assert_clean_failure(&run, "a similar argument exists: '--json'");
 }
 
@@ -666,7 +658,7 @@ fn m8_an_error_from_an_environment_variable_names_it() {
     let dir = scratch();
     let wav = dir.path().join("s.wav");
     Session::new(16_000).silence(1.0).write(&wav);
-    let run = run_of(
+    let run = Run::from(
         sottod(&bus)
             .args(["--input-file", wav.to_str().unwrap()])
             .env("SOTTO_DEVICE", "vmic")
@@ -677,10 +669,10 @@ fn m8_an_error_from_an_environment_variable_names_it() {
         &run,
         "--device (from SOTTO_DEVICE) and --input-file exclude each other",
     );
-    let run = run_of(sottod(&bus).env("SOTTO_BUS", "sesion").output().unwrap());
+    let run = Run::from(sottod(&bus).env("SOTTO_BUS", "sesion").output().unwrap());
     assert_clean_failure(&run, "--bus (from SOTTO_BUS)");
     // Given on the command line, it is the flag that is named, alone.
-    let run = run_of(
+    let run = Run::from(
         sottod(&bus)
             .args(["--input-file", wav.to_str().unwrap(), "--device", "vmic"])
             .env("SOTTO_DEVICE", "other")
@@ -708,7 +700,7 @@ fn l13_the_model_is_checked_before_the_bus() {
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
             .output()
             .unwrap();
-        let run = run_of(out);
+        let run = Run::from(out);
         assert_clean_failure(&run, needle);
         assert!(!run.stderr.contains("bus"), "{}", run.stderr);
     }
@@ -718,7 +710,7 @@ fn l13_the_model_is_checked_before_the_bus() {
         .env_remove("SOTTO_MODEL")
         .output()
         .unwrap();
-    assert_clean_failure(&run_of(out), "English-only");
+    assert_clean_failure(&Run::from(out), "English-only");
 }
 
 #[test]
@@ -750,7 +742,7 @@ fn l10_the_model_property_is_an_absolute_path() {
 fn l5_language_must_be_an_iso_639_1_code() {
     let bus = PrivateBus::start();
     for bad in ["english", "xx", "e"] {
-        let run = run_of(sottod(&bus).args(["--language", bad]).output().unwrap());
+        let run = Run::from(sottod(&bus).args(["--language", bad]).output().unwrap());
         assert_clean_failure(&run, "--language must be an ISO 639-1 code");
     }
     // Upper case is the same code.
@@ -796,7 +788,7 @@ fn l7_the_suggested_conversion_works() {
             .status()
             .unwrap();
         assert!(made.success(), "sox writes {ext}");
-        let run = run_of(
+        let run = Run::from(
             sottod(&bus)
                 .args(["--input-file", compressed.to_str().unwrap(), "--no-pace"])
                 .output()
@@ -831,7 +823,7 @@ fn l7_the_suggested_conversion_works() {
             ])
             .output()
             .unwrap();
-        let run = run_of(out);
+        let run = Run::from(out);
         assert!(run.status.success(), "{}", run.stderr);
         let texts = transcripts(&run.events());
         assert!(
@@ -895,7 +887,7 @@ fn m3_m10_json_objects_match_and_no_pace_leaves_out_latency() {
         .args(["--input-file", wav.to_str().unwrap(), "--json", "--no-pace"])
         .output()
         .unwrap();
-    let run = run_of(out);
+    let run = Run::from(out);
     assert!(run.status.success(), "{}", run.stderr);
     let t = run
         .events()
@@ -915,7 +907,7 @@ fn m3_m10_json_objects_match_and_no_pace_leaves_out_latency() {
 /// --silence-ms.
 fn l8_help_matches_the_code() {
     let bus = PrivateBus::start();
-    let help = run_of(sottod(&bus).arg("--help").output().unwrap()).stdout;
+    let help = Run::from(sottod(&bus).arg("--help").output().unwrap()).stdout;
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     for needle in [
         "auto (the cores, at most 4",

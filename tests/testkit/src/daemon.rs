@@ -12,15 +12,13 @@ use crate::*;
 /// sottod on a private session bus.
 pub fn sottod(bus: &PrivateBus) -> Command {
     let mut c = Command::new(bin("sottod"));
-    for var in [
-        "SOTTO_MODEL",
-        "SOTTO_DEVICE",
-        "SOTTO_BUS",
-        "SOTTO_INPUT_FILE",
-        "GOMP_SPINCOUNT",
-        "OMP_WAIT_POLICY",
-    ] {
-        c.env_remove(var);
+    // Only what the test gives: no setting from the caller's environment
+    // (every flag has a SOTTO_ variable), nor its OpenMP choices.
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("SOTTO_") || name == "GOMP_SPINCOUNT" || name == "OMP_WAIT_POLICY" {
+            c.env_remove(&var);
+        }
     }
     c.env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
     c
@@ -31,6 +29,16 @@ pub struct Run {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Run {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
 }
 
 impl Run {
