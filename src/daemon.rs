@@ -30,10 +30,13 @@ use crate::wake::{Verdict, WakeRule};
 /// Events waiting for the event loop. Small: the loop only formats and sends.
 const EVENT_QUEUE: usize = 256;
 /// After SIGTERM, an utterance still open or queued may finish decoding for
-/// this long; later it is dropped with reason `shutdown`.
-const SHUTDOWN_GRACE_MS: u64 = 1_200;
+/// this long; later it is dropped with reason `shutdown`. A decode of the
+/// few seconds open at a stop takes 0.2-0.5 s on 2 cores, but on a machine
+/// whose cores are stolen by its neighbours it has taken 1.4 s: 3 s keeps the
+/// sentence in that case too, and a stop with nothing open is not delayed.
+const SHUTDOWN_GRACE_MS: u64 = 3_000;
 /// After SIGTERM, the process exits within this even if a worker hangs.
-const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1_800);
+const SHUTDOWN_LIMIT: Duration = Duration::from_millis(3_600);
 /// Utterances waiting for the decoder. A queue longer than this could not be
 /// decoded within any sensible latency bound; more are dropped as `overload`.
 const UTTERANCE_QUEUE: usize = 4;

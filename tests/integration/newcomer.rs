@@ -548,7 +548,7 @@ fn toolchain_dir() -> String {
 #[test]
 /// M9: an utterance open at SIGTERM is transcribed (what was said before a
 /// stop or restart is not lost), in 5 of 5 runs, and sottod still exits
-/// within 2 s. The decode is started and only aborted at the 1.2 s mark,
+/// within 4 s. The decode is started and only aborted at the 3 s mark,
 /// never dropped on an estimate.
 fn m9_speech_open_at_sigterm_is_transcribed_every_time() {
     model_path();
@@ -568,7 +568,7 @@ fn m9_speech_open_at_sigterm_is_transcribed_every_time() {
         let (out, took) = daemon.stop(15, Duration::from_secs(10));
         assert!(out.status.success(), "run {run}: {}", out.stderr);
         assert!(
-            took < Duration::from_secs(2),
+            took < Duration::from_secs(4),
             "run {run}: exit took {took:?}"
         );
         let events = out.events();

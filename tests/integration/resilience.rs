@@ -413,7 +413,7 @@ fn sigterm_mid_utterance_ends_it_and_exits_promptly_and_sighup_is_ignored() {
         );
         assert!(run.status.success(), "signal {sig}: {:?}", run.status);
         assert!(
-            took < Duration::from_secs(2),
+            took < Duration::from_secs(4),
             "signal {sig}: exit took {took:?}"
         );
         let id = started["id"].as_u64().unwrap();
