@@ -159,3 +159,76 @@ fn decode_threads_spin_a_bounded_time() {
         assert!(run.status.success(), "{}", run.stderr);
     }
 }
+
+#[test]
+/// Not only `org.sotto.Sotto1`'s methods: reading properties, introspecting
+/// or pinging the object in a loop is refused the same way, and the standard
+/// interfaces sottod serves in place of zbus's answer as D-Bus says.
+fn every_call_to_the_object_is_within_the_senders_budget() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("silence.wav");
+    Session::new(16_000).silence(30.0).write(&wav);
+    let mut daemon = LiveDaemon::spawn({
+        let mut c = sottod(&bus);
+        c.args(["--input-file", wav.to_str().unwrap()]);
+        c
+    });
+    daemon.wait_log("ready", Duration::from_secs(60));
+    for call in Call::ALL {
+        let counts = total(&flood_with(
+            &bus.address,
+            1,
+            Duration::from_millis(1500),
+            call,
+        ));
+        println!("{call:?} in a loop for 1.5 s: {counts:?}");
+        assert_eq!(counts.failed, 0, "{call:?}: {counts:?}");
+        assert!(counts.answered >= 1, "{call:?}: {counts:?}");
+        assert!(counts.limited >= 1, "{call:?} is budgeted: {counts:?}");
+    }
+    let gdbus = |method: &str, args: &[&str]| {
+        let out = bus
+            .client("gdbus")
+            .args(["call", "--session", "--dest", "org.sotto.Sotto1"])
+            .args(["--object-path", "/org/sotto/Sotto1", "--method", method])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text + &String::from_utf8_lossy(&out.stderr)
+    };
+    let properties = "org.freedesktop.DBus.Properties";
+    let get = gdbus(&format!("{properties}.Get"), &["org.sotto.Sotto1", "State"]);
+    assert!(get.contains("<'listening'>"), "{get}");
+    let all = gdbus(&format!("{properties}.GetAll"), &["org.sotto.Sotto1"]);
+    for name in ["State", "Device", "Mode", "Model", "Language"] {
+        assert!(all.contains(&format!("'{name}'")), "{all}");
+    }
+    let set = gdbus(
+        &format!("{properties}.Set"),
+        &["org.sotto.Sotto1", "State", "<'paused'>"],
+    );
+    assert!(
+        set.contains("org.freedesktop.DBus.Error.PropertyReadOnly"),
+        "{set}"
+    );
+    let unknown = gdbus(&format!("{properties}.Get"), &["org.sotto.Sotto1", "Nope"]);
+    assert!(
+        unknown.contains("org.freedesktop.DBus.Error.UnknownProperty"),
+        "{unknown}"
+    );
+    let nowhere = gdbus(&format!("{properties}.Get"), &["org.example.Nope", "State"]);
+    assert!(
+        nowhere.contains("org.freedesktop.DBus.Error.UnknownInterface"),
+        "{nowhere}"
+    );
+    let id = gdbus("org.freedesktop.DBus.Peer.GetMachineId", &[]);
+    let machine = ["/var/lib/dbus/machine-id", "/etc/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .expect("a machine-id");
+    assert!(id.contains(machine.trim()), "{id}");
+    assert_eq!(bus.state(), "listening", "the flood stopped nothing");
+}

@@ -1,6 +1,6 @@
 //! A client that floods sottod with method calls: each of `clients`
-//! connections calls `GetStats` back to back for a while, over the real bus,
-//! and counts how each call ended.
+//! connections makes one [`Call`] (`GetStats` unless told) back to back for a
+//! while, over the real bus, and counts how each call ended.
 
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,81 @@ impl FloodCounts {
     }
 }
 
+/// A call to sottod's object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    GetStats,
+    /// `org.freedesktop.DBus.Properties.Get` of `State`.
+    GetState,
+    /// `org.freedesktop.DBus.Properties.GetAll`.
+    GetAll,
+    /// `org.freedesktop.DBus.Introspectable.Introspect`.
+    Introspect,
+    /// `org.freedesktop.DBus.Peer.Ping`.
+    Ping,
+    /// `Introspect` of the root object, above sottod's.
+    IntrospectRoot,
+}
+
+impl Call {
+    pub const ALL: [Call; 6] = [
+        Call::GetStats,
+        Call::GetState,
+        Call::GetAll,
+        Call::Introspect,
+        Call::Ping,
+        Call::IntrospectRoot,
+    ];
+
+    async fn make(self, connection: &zbus::Connection) -> zbus::Result<zbus::Message> {
+        let (name, path) = ("org.sotto.Sotto1", "/org/sotto/Sotto1");
+        let properties = Some("org.freedesktop.DBus.Properties");
+        match self {
+            Call::GetStats => {
+                connection
+                    .call_method(Some(name), path, Some(name), "GetStats", &())
+                    .await
+            }
+            Call::GetState => {
+                connection
+                    .call_method(Some(name), path, properties, "Get", &(name, "State"))
+                    .await
+            }
+            Call::GetAll => {
+                connection
+                    .call_method(Some(name), path, properties, "GetAll", &(name,))
+                    .await
+            }
+            Call::Introspect | Call::IntrospectRoot => {
+                let path = if self == Call::Introspect { path } else { "/" };
+                let iface = Some("org.freedesktop.DBus.Introspectable");
+                connection
+                    .call_method(Some(name), path, iface, "Introspect", &())
+                    .await
+            }
+            Call::Ping => {
+                let iface = Some("org.freedesktop.DBus.Peer");
+                connection
+                    .call_method(Some(name), path, iface, "Ping", &())
+                    .await
+            }
+        }
+    }
+}
+
 /// `clients` connections to the bus at `address`, each on its own thread,
 /// calling `GetStats` as fast as answers come for `length`. Returns the counts
 /// per client, in order.
 pub fn flood(address: &str, clients: usize, length: Duration) -> Vec<FloodCounts> {
+    flood_with(address, clients, length, Call::GetStats)
+}
+
+/// [`flood`] with another call.
+pub fn flood_with(address: &str, clients: usize, length: Duration, call: Call) -> Vec<FloodCounts> {
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let address = address.to_string();
-            std::thread::spawn(move || flood_one(&address, length))
+            std::thread::spawn(move || flood_one(&address, length, call))
         })
         .collect();
     threads
@@ -52,7 +119,7 @@ pub fn total(counts: &[FloodCounts]) -> FloodCounts {
     sum
 }
 
-fn flood_one(address: &str, length: Duration) -> FloodCounts {
+fn flood_one(address: &str, length: Duration, call: Call) -> FloodCounts {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -65,15 +132,7 @@ fn flood_one(address: &str, length: Duration) -> FloodCounts {
         let mut counts = FloodCounts::default();
         let end = Instant::now() + length;
         while Instant::now() < end {
-            let reply = connection
-                .call_method(
-                    Some("org.sotto.Sotto1"),
-                    "/org/sotto/Sotto1",
-                    Some("org.sotto.Sotto1"),
-                    "GetStats",
-                    &(),
-                )
-                .await;
+            let reply = call.make(&connection).await;
             match reply {
                 Ok(_) => counts.answered += 1,
                 Err(e) if is_limits_exceeded(&e) => counts.limited += 1,

@@ -4,7 +4,9 @@
 //! shared statistics: `Pause` and `Resume` queue a command for the source and
 //! wait for its answer; `GetStats` copies numbers the event loop keeps
 //! (nothing is computed per call). No method waits for the event loop. Every
-//! method call is first charged to its sender's budget ([`crate::ratelimit`]).
+//! call is first charged to its sender's budget ([`crate::ratelimit`]): the
+//! standard interfaces' calls too, which `bus/standard.rs` serves in place of
+//! zbus's.
 //! The event loop owns the connection and is the only publisher of signals.
 //! `Listen` waits on a channel the event loop answers ([`crate::listen`]);
 //! since a method holds the object (shared) while it runs, the loop updates
@@ -13,7 +15,6 @@
 
 use std::collections::HashMap;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,10 @@ use crate::config::{BusKind, Mode};
 use crate::event::{Event, State};
 use crate::listen::{Listeners, Unheard};
 use crate::pipeline::Hold;
-use crate::ratelimit::{RateLimiter, Verdict, CALLS_PER_SECOND};
 use crate::stats::Stats;
+
+mod standard;
+use standard::Budget;
 
 /// Well-known name, object path and interface name (the contract in DESIGN.md).
 pub use sotto_client::{NAME, PATH};
@@ -141,10 +144,8 @@ pub struct Sotto1 {
     source: SourceControl,
     /// Written by the event loop, read by `GetStats`; held only to copy.
     stats: Arc<Mutex<Stats>>,
-    /// Each sender's budget of method calls.
-    limiter: Mutex<RateLimiter>,
-    /// Calls refused with `LimitsExceeded`.
-    calls_limited: AtomicU64,
+    /// Each sender's budget of calls, shared with the standard interfaces.
+    budget: Arc<Budget>,
 }
 
 impl Sotto1 {
@@ -171,34 +172,8 @@ impl Sotto1 {
         )))
     }
 
-    /// Admits a method call within its sender's budget; over it, the call
-    /// fails with `org.freedesktop.DBus.Error.LimitsExceeded` once the
-    /// sender's next call would be admitted (see [`crate::ratelimit`]).
     async fn admit(&self, header: &Header<'_>) -> zbus::fdo::Result<()> {
-        let sender = header.sender().map(|s| s.as_str()).unwrap_or("");
-        let limiter = || self.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        let verdict = limiter().check(sender, Instant::now());
-        let Verdict::Refuse { hold } = verdict else {
-            return Ok(());
-        };
-        self.calls_limited.fetch_add(1, Ordering::Relaxed);
-        if !hold.is_zero() {
-            // Released even if this call's task is dropped mid-wait.
-            struct Held<'a>(&'a Mutex<RateLimiter>, &'a str);
-            impl Drop for Held<'_> {
-                fn drop(&mut self) {
-                    self.0
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .released(self.1);
-                }
-            }
-            let _held = Held(&self.limiter, sender);
-            tokio::time::sleep(hold).await;
-        }
-        Err(zbus::fdo::Error::LimitsExceeded(format!(
-            "{sender} made more than {CALLS_PER_SECOND} calls per second; call less often"
-        )))
+        self.budget.admit(header).await
     }
 }
 
@@ -448,10 +423,7 @@ impl Sotto1 {
         put("latency_max_ms", s.latency_max_ms.into());
         put("decode_rtf", s.decode_rtf.into());
         put("uptime_s", s.uptime_s.into());
-        put(
-            "calls_limited",
-            self.calls_limited.load(Ordering::Relaxed).into(),
-        );
+        put("calls_limited", self.budget.limited().into());
         Ok(out)
     }
 
@@ -566,6 +538,7 @@ impl Service {
     /// behind another instance).
     pub async fn start(bus: BusKind, served: Served) -> Result<Self, BusError> {
         let name = bus.as_str();
+        let budget = Arc::new(Budget::default());
         let object = Sotto1 {
             state: Mutex::new(State::Starting),
             device: Mutex::new(served.device),
@@ -577,22 +550,25 @@ impl Service {
             listeners: served.listeners,
             source: served.source,
             stats: served.stats,
-            limiter: Mutex::default(),
-            calls_limited: AtomicU64::new(0),
+            budget: Arc::clone(&budget),
         };
         let builder = match bus {
             BusKind::Session => connection::Builder::session(),
             BusKind::System => connection::Builder::system(),
         };
-        let connection =
-            builder
-                .serve_at(PATH, object)
-                .build()
-                .await
-                .map_err(|e| BusError::Connect {
-                    bus: name,
-                    reason: e.to_string(),
-                })?;
+        let connect = |e: zbus::Error| BusError::Connect {
+            bus: name,
+            reason: e.to_string(),
+        };
+        let connection = builder
+            .serve_at(PATH, object)
+            .build()
+            .await
+            .map_err(connect)?;
+        // zbus's own standard interfaces give way to the budgeted ones before
+        // the name is taken, so no client can reach them.
+        let server = connection.object_server();
+        standard::install(server, &budget).await.map_err(connect)?;
         match connection
             .request_name_with_flags(NAME, RequestNameFlags::DO_NOT_QUEUE)
             .await
@@ -606,14 +582,7 @@ impl Service {
                 })
             }
         }
-        let iface = connection
-            .object_server()
-            .interface::<_, Sotto1>(PATH)
-            .await
-            .map_err(|e| BusError::Connect {
-                bus: name,
-                reason: e.to_string(),
-            })?;
+        let iface = server.interface::<_, Sotto1>(PATH).await.map_err(connect)?;
         Ok(Self {
             _connection: connection,
             iface,
