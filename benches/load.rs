@@ -6,7 +6,8 @@
 //!   same session quiet: latency p50 / p95 and drops per run;
 //! - `flood`: one client calling `GetStats` as fast as it is answered, then ten,
 //!   during the session: sottod's own CPU, latency p50 and drops against the
-//!   quiet run, and what the flooders got.
+//!   quiet run, and what the flooders got; then fifty clients subscribed to
+//!   `Transcript` (each must hear every command).
 //!
 //! Latency is the daemon's (`latency_ms` in `--json`: end of speech →
 //! signal sent); the delivery to clients is `bus_latency`'s business. Every
@@ -203,6 +204,31 @@ fn flood_step(wav: &std::path::Path) -> (Vec<Row>, Value) {
             "answered": counts.answered, "limited": counts.limited, "failed": counts.failed,
         });
     }
+    // As many as `main` put in the session.
+    let commands = if smoke() { 2 } else { COMMANDS.len() };
+    let subscribed = run(wav, &[], |address: &str| Subscribers::start(address, 50));
+    let heard = subscribed.during.finish();
+    let everyone = heard.iter().all(|texts| {
+        texts.iter().map(|t| normalize(t)).collect::<Vec<_>>() == COMMANDS[..commands]
+    });
+    let rise = subscribed.cpu_percent - quiet.cpu_percent;
+    let p50 = p(&subscribed.latencies, 50.0);
+    rows.push(row(
+        "50 subscribers to Transcript: sottod CPU (rise), latency p50, drops; every subscriber heard every command",
+        format!(
+            "{:.1} % ({rise:+.1}), {p50:.0} ms ({:+.0}), {}; {}",
+            subscribed.cpu_percent,
+            p50 - base_p50,
+            subscribed.drops,
+            if everyone { "yes" } else { "no" }
+        ),
+        "rise ≤ 10 % of a core, p50 ≤ quiet + 100 ms, no drop, everyone heard all",
+        Some(rise <= 10.0 && p50 <= base_p50 + 100.0 && subscribed.drops == 0 && everyone),
+    ));
+    data["subscribers_50"] = json!({
+        "cpu_percent": subscribed.cpu_percent, "latencies_ms": subscribed.latencies,
+        "drops": subscribed.drops, "everyone_heard_all": everyone,
+    });
     (rows, data)
 }
 

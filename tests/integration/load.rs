@@ -232,3 +232,50 @@ fn every_call_to_the_object_is_within_the_senders_budget() {
     assert!(id.contains(machine.trim()), "{id}");
     assert_eq!(bus.state(), "listening", "the flood stopped nothing");
 }
+
+#[test]
+/// A signal leaves sottod once; the bus copies it to each subscriber. Fifty
+/// subscribers each hear every command, and none is dropped.
+fn fifty_subscribers_each_hear_every_command() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = commands_wav(dir.path(), 1.5, COMMANDS.len());
+    let daemon = sottod(&bus)
+        .args(["--input-file", wav.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bus.wait_for_name();
+    let (pid, t0) = (daemon.id(), Instant::now());
+    let ticks0 = cpu_ticks(pid);
+    let subscribers = Subscribers::start(&bus.address, 50);
+    let ticks = std::thread::spawn(move || {
+        let mut last = ticks0;
+        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
+            last = cpu_ticks(pid).max(last);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last - ticks0
+    });
+    let run = wait_output(daemon, Duration::from_secs(60));
+    let (ticks, took) = (ticks.join().unwrap(), t0.elapsed());
+    let transcripts = assert_every_command_arrived(&run);
+    let heard = subscribers.finish();
+    for (i, texts) in heard.iter().enumerate() {
+        let texts: Vec<String> = texts.iter().map(|t| normalize(t)).collect();
+        assert_eq!(texts, COMMANDS, "subscriber {i}");
+    }
+    let mut latencies: Vec<u64> = transcripts
+        .iter()
+        .map(|t| t["latency_ms"].as_u64().unwrap())
+        .collect();
+    latencies.sort_unstable();
+    println!(
+        "50 subscribers: sottod {:.1} % of a core over {:.1} s; latency p50 {} ms",
+        100.0 * ticks as f64 / ticks_per_second() / took.as_secs_f64(),
+        took.as_secs_f64(),
+        latencies[latencies.len() / 2]
+    );
+}

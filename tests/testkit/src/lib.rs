@@ -2,7 +2,8 @@
 //! D-Bus buses and real clients ([`bus`]), runs of the daemon ([`daemon`]),
 //! generated speech and WAV files ([`audio`]), a virtual microphone on a
 //! private PulseAudio server ([`mic`]), the event invariant ([`events`]), a
-//! client that floods the bus ([`mod@flood`]), the
+//! client that floods the bus ([`mod@flood`]), many clients that hear it
+//! ([`subscribers`]), the
 //! shared corpus and its one manifest parser ([`corpus`]), the paced sessions
 //! several tests play ([`sessions`]), process
 //! measurements ([`measure`]) and transcript scoring ([`score`]). Everything is
@@ -18,6 +19,7 @@ pub mod measure;
 pub mod mic;
 pub mod score;
 pub mod sessions;
+pub mod subscribers;
 
 pub use audio::*;
 pub use bus::*;
@@ -29,6 +31,7 @@ pub use measure::*;
 pub use mic::*;
 pub use score::{normalize, word_errors};
 pub use sessions::*;
+pub use subscribers::Subscribers;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
