@@ -302,14 +302,38 @@ fn annotate_flags(message: &str, flags: &[(String, String)]) -> String {
 pub use sotto_client::args::{ClientArgs, ClientCommand};
 
 /// Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt or .json, config.json,
-/// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load.
+/// as faster-whisper uses) to a ggml file that whisper.cpp and sottod load, or
+/// quantise a ggml model.
 #[derive(Debug, Parser)]
 #[command(name = "sotto-convert", version, max_term_width = 100)]
 pub struct ConvertArgs {
-    /// Folder with the CTranslate2 model (model.bin, and vocabulary.txt or vocabulary.json)
+    /// Folder with the CTranslate2 model (model.bin, and vocabulary.txt or vocabulary.json);
+    /// with --quantize, a ggml model file may be given instead
     pub model_dir: PathBuf,
     /// The ggml file to write (replaced atomically)
     pub output: PathBuf,
+    /// Quantise the weight matrices as whisper.cpp's quantize tool does: q8_0 (about half the
+    /// size of f16) or q5_0 (about a third)
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub quantize: Option<QuantArg>,
+}
+
+/// `--quantize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuantArg {
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q5_0")]
+    Q5_0,
+}
+
+impl From<QuantArg> for crate::model::quantize::Quant {
+    fn from(q: QuantArg) -> Self {
+        match q {
+            QuantArg::Q8_0 => Self::Q8_0,
+            QuantArg::Q5_0 => Self::Q5_0,
+        }
+    }
 }
 
 /// The environment file the services read (`/etc/default/sotto`, the user's

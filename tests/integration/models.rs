@@ -137,3 +137,53 @@ fn the_converter_refuses_a_broken_model_dir_in_one_line() {
     assert!(err.contains("is not a CTranslate2 Whisper model"), "{err}");
     assert!(!dir.path().join("out.bin").exists(), "nothing written");
 }
+
+#[test]
+fn the_quantiser_refuses_what_it_cannot_quantise_in_one_line() {
+    let dir = scratch();
+    let convert = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-convert"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        err
+    };
+    let model = model_path();
+    let out = dir.path().join("out.bin");
+    let (m, o) = (model.as_os_str(), out.as_os_str());
+    let err = convert(&["--quantize".as_ref(), "q3_x".as_ref(), m, o]);
+    assert!(err.contains("q3_x") && err.contains("q8_0, q5_0"), "{err}");
+    // A ggml file without --quantize: nothing to convert.
+    let err = convert(&[m, o]);
+    assert!(err.contains("--quantize q8_0"), "{err}");
+    // Not a ggml file.
+    let png = dir.path().join("model.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n0000000000000000").unwrap();
+    let err = convert(&["--quantize".as_ref(), "q8_0".as_ref(), png.as_os_str(), o]);
+    assert!(err.contains("is not a whisper.cpp model"), "{err}");
+    // Quantised already.
+    let q8 = dir.path().join("q8.bin");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_sotto-convert"))
+        .args(["--quantize".as_ref(), "q8_0".as_ref(), m, q8.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let err = convert(&["--quantize".as_ref(), "q5_0".as_ref(), q8.as_os_str(), o]);
+    assert!(err.contains("quantised already"), "{err}");
+    // A truncated model.
+    let cut = dir.path().join("cut.bin");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = convert(&["--quantize".as_ref(), "q8_0".as_ref(), cut.as_os_str(), o]);
+    assert!(err.contains("ends early"), "{err}");
+    assert!(!out.exists(), "nothing written");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
