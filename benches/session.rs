@@ -530,6 +530,7 @@ fn main() {
     for bench in [
         "audio_path",
         "decode",
+        "models",
         "bus_latency",
         "load",
         "endpoint",

@@ -11,7 +11,7 @@ if [ "${1:-}" = --smoke ]; then
   export BENCH_SMOKE=1
 fi
 rm -rf target/bench/parts
-for bench in audio_path decode bus_latency load endpoint interaction session; do
+for bench in audio_path decode models bus_latency load endpoint interaction session; do
   echo "== $bench"
   ./scripts/cargo bench --quiet --bench "$bench"
 done

@@ -1,0 +1,221 @@
+//! The model table: for each model file — the default tiny.en in f16 and the
+//! q8_0 and q5_0 files `sotto-convert --quantize` makes from it — its size,
+//! load time, sottod's peak RSS with it, decode time p50 of the 2–5 s speech
+//! clips and WER over the shared speech clips. Every figure is set against
+//! f16's, measured in the same run.
+//!
+//! `cargo bench --bench models` — needs models/ggml-tiny.en.bin and
+//! ../shared/testdata. `BENCH_SMOKE=1`: three clips, one decode each.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sotto::model::quantize::{quantize_file, Quant};
+use sotto::transcribe::{audio_ctx_for, judge, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR};
+use sotto_testkit::{bin, manifest, normalize, word_errors};
+
+#[path = "common/report.rs"]
+mod report;
+use report::{bench_dir, percentile, row, smoke, write_part, Row};
+
+struct Clip {
+    samples: Vec<f32>,
+    reference: String,
+}
+
+fn speech_clips(root: &Path) -> Vec<Clip> {
+    manifest()
+        .into_iter()
+        .filter(|c| c.category.starts_with("speech"))
+        .map(|c| {
+            let path = root.join(&c.file);
+            let mut r =
+                hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let samples = r
+                .samples::<i16>()
+                .map(|s| f32::from(s.expect("a readable sample")) / 32768.0)
+                .collect();
+            Clip {
+                samples,
+                reference: c.transcript,
+            }
+        })
+        .collect()
+}
+
+/// What one model measured.
+struct Measured {
+    bytes: u64,
+    load_ms: f64,
+    rss_kib: u64,
+    p50_ms: f64,
+    wer: f64,
+}
+
+/// Median of three loads.
+fn load_ms(model: &Path, threads: usize) -> f64 {
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let d = Decoder::load(model, "en", threads).expect("load");
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            drop(d);
+            ms
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
+}
+
+/// sottod's peak RSS (VmHWM) transcribing a speech clip with `model`.
+fn sottod_rss_kib(model: &Path, clip: &Path) -> u64 {
+    let mut child = std::process::Command::new(bin("sottod"))
+        .args(["--bus", "none", "--no-pace", "--model"])
+        .arg(model)
+        .arg("--input-file")
+        .arg(clip)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sottod");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+            {
+                peak = kib;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    peak
+}
+
+fn measure(model: &Path, clips: &[Clip], clip_file: &Path, repeats: usize) -> Measured {
+    let threads = sotto::config::default_threads();
+    let load_ms = load_ms(model, threads);
+    let mut decoder = Decoder::load(model, "en", threads).expect("load");
+    let _ = decoder.decode(&vec![0.0; 16_000], DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
+    let (mut errors, mut words) = (0, 0);
+    let mut bucket = Vec::new();
+    for clip in clips {
+        let ctx = audio_ctx_for(clip.samples.len(), AUDIO_CTX_FLOOR);
+        let mut best = f64::MAX;
+        let mut text = String::new();
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let heard = decoder
+                .decode(&clip.samples, DecodeOptions::with_ctx(ctx))
+                .expect("decode");
+            best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+            text = match judge(&heard) {
+                Heard::Text { text, .. } => text,
+                Heard::NoSpeech { .. } => String::new(),
+            };
+        }
+        let seconds = clip.samples.len() as f64 / 16_000.0;
+        if (2.0..=5.0).contains(&seconds) {
+            bucket.push(best);
+        }
+        let (e, n) = word_errors(&normalize(&clip.reference), &normalize(&text));
+        errors += e;
+        words += n;
+    }
+    bucket.sort_by(f64::total_cmp);
+    Measured {
+        bytes: std::fs::metadata(model).map(|m| m.len()).unwrap_or(0),
+        load_ms,
+        rss_kib: sottod_rss_kib(model, clip_file),
+        p50_ms: percentile(&bucket, 50.0),
+        wer: 100.0 * errors as f64 / words.max(1) as f64,
+    }
+}
+
+fn main() {
+    if let Err(e) = sotto::transcribe::threads::bounded_spin() {
+        eprintln!("models bench: cannot restart with GOMP_SPINCOUNT ({e})");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let f16 = root.join("models/ggml-tiny.en.bin");
+    let testdata = root.join("../shared/testdata");
+    let mut clips = speech_clips(&testdata);
+    let repeats = if smoke() {
+        clips.truncate(3);
+        1
+    } else {
+        2
+    };
+    let clip_file = testdata.join(
+        manifest()
+            .into_iter()
+            .find(|c| c.category.starts_with("speech"))
+            .expect("a speech clip")
+            .file,
+    );
+    let dir = bench_dir().join("models");
+    std::fs::create_dir_all(&dir).expect("target/bench/models");
+    let mut files: Vec<(String, PathBuf)> = vec![("f16".into(), f16.clone())];
+    for quant in [Quant::Q8_0, Quant::Q5_0] {
+        let out = dir.join(format!("ggml-tiny.en-{}.bin", quant.name()));
+        quantize_file(&f16, &out, quant).expect("quantise the default model");
+        files.push((quant.name().into(), out));
+    }
+    let measured: Vec<(String, Measured)> = files
+        .iter()
+        .map(|(name, path)| (name.clone(), measure(path, &clips, &clip_file, repeats)))
+        .collect();
+    let base = &measured[0].1;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut data = serde_json::Map::new();
+    for (name, m) in &measured {
+        let is_base = name == "f16";
+        let (target, met) = if is_base {
+            ("", None)
+        } else {
+            ("WER ≤ f16 + 0.5 points", Some(m.wer <= base.wer + 0.5))
+        };
+        let vs = |v: f64, b: f64| {
+            if is_base {
+                String::new()
+            } else {
+                format!(" ({:.2}×)", v / b)
+            }
+        };
+        rows.push(row(
+            format!(
+                "model tiny.en {name}: file, load, sottod peak RSS, decode p50 (2–5 s clips), speech WER ({} clips)",
+                clips.len()
+            ),
+            format!(
+                "{:.1} MB{}, {:.0} ms{}, {:.0} MB{}, {:.0} ms{}, {:.2} %",
+                m.bytes as f64 / 1e6,
+                vs(m.bytes as f64, base.bytes as f64),
+                m.load_ms,
+                vs(m.load_ms, base.load_ms),
+                m.rss_kib as f64 / 1024.0,
+                vs(m.rss_kib as f64, base.rss_kib as f64),
+                m.p50_ms,
+                vs(m.p50_ms, base.p50_ms),
+                m.wer
+            ),
+            target,
+            met,
+        ));
+        data.insert(
+            name.clone(),
+            json!({"bytes": m.bytes, "load_ms": m.load_ms, "rss_kib": m.rss_kib,
+                   "decode_p50_ms_2_5_s": m.p50_ms, "wer_percent": m.wer}),
+        );
+    }
+    write_part("models", &rows, serde_json::Value::Object(data));
+}
