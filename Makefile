@@ -43,10 +43,12 @@ setup: deps build model
 run: setup
 	$(SOTTOD) $(SOTTO_ARGS)
 
-# The tests also convert the model's CTranslate2 original again, run the
-# daemon as the service's user and install the Debian package.
+# The tests also convert the model's CTranslate2 original again, use the
+# multilingual base model, run the daemon as the service's user and install
+# the Debian package.
 test-setup: setup
 	./models/fetch.sh --source
+	./models/fetch.sh base
 	./scripts/install-deps.sh --test-user
 	$(MAKE) --no-print-directory deb
 

@@ -75,11 +75,13 @@ pub struct Cli {
     #[arg(long, requires = "input_file", env = "SOTTO_NO_PACE", value_parser = BoolishValueParser::new())]
     pub no_pace: bool,
 
-    /// Whisper model in ggml format (any whisper.cpp model: tiny … large, quantised or not)
-    /// [default: models/ggml-tiny.en.bin in the current folder or beside the
-    /// executable's project, or PREFIX/share/sotto/models/ggml-tiny.en.bin
-    /// when installed (PREFIX: the executable's, /usr/local, /usr)]
-    #[arg(long, env = "SOTTO_MODEL", value_name = "PATH")]
+    /// Whisper model: a ggml file (any whisper.cpp model: tiny … large, quantised or not), or a
+    /// name from the catalogue (tiny.en, tiny.en-q8_0, tiny.en-q5_0, base, base-q8_0, base-q5_0;
+    /// `models/fetch.sh NAME` fetches it), found as ggml-NAME.bin in the model folders:
+    /// ./models, the executable's project's models/, ~/.local/share/sotto/models
+    /// ($XDG_DATA_HOME), PREFIX/share/sotto/models (PREFIX: the executable's, /usr/local, /usr)
+    /// [default: ggml-tiny.en.bin from those folders]
+    #[arg(long, env = "SOTTO_MODEL", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
 
     /// Spoken language as an ISO 639-1 code (e.g. en, de); English-only models accept only en
@@ -454,6 +456,22 @@ mod tests {
             env_file(),
             "systemd/sotto.default is out of date: `make env-file` writes it again"
         );
+    }
+
+    #[test]
+    fn the_model_help_names_every_catalogue_model() {
+        let command = Cli::command();
+        let model = command
+            .get_arguments()
+            .find(|a| a.get_id() == "model")
+            .expect("--model");
+        let help = model.get_help().expect("help").to_string();
+        let listed = help
+            .split_once("catalogue (")
+            .and_then(|(_, rest)| rest.split_once(';'))
+            .map(|(list, _)| list.split(", ").collect::<Vec<_>>())
+            .expect("the help lists the names");
+        assert_eq!(listed, crate::config::catalogue_names(), "{help}");
     }
 
     #[test]

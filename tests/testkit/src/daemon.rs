@@ -114,8 +114,14 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Run {
 
 /// Runs sottod to completion on its own private bus.
 pub fn run_sottod(args: &[&str], limit: Duration) -> Run {
+    run_sottod_with(args, &[], limit)
+}
+
+/// [`run_sottod`] with more environment variables.
+pub fn run_sottod_with(args: &[&str], env: &[(&str, &std::ffi::OsStr)], limit: Duration) -> Run {
     let bus = PrivateBus::start();
     let child = sottod(&bus)
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
