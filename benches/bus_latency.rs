@@ -111,6 +111,7 @@ fn main() {
                 end_ms: 0,
                 confidence: 0.9,
                 timing: None,
+                language: None,
             });
             service.publish(&event, 500).await;
             tokio::time::sleep(Duration::from_millis(2)).await;

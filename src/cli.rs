@@ -84,14 +84,21 @@ pub struct Cli {
     #[arg(long, env = "SOTTO_MODEL", value_name = "PATH|NAME")]
     pub model: Option<PathBuf>,
 
-    /// Spoken language as an ISO 639-1 code (e.g. en, de); English-only models accept only en
-    #[arg(
-        long,
-        env = "SOTTO_LANGUAGE",
-        value_name = "CODE",
-        default_value = "en"
-    )]
-    pub language: String,
+    /// Spoken language as an ISO 639-1 code (e.g. en, de), or auto: detected per utterance
+    /// (multilingual models; costs one more encoder pass per decode). English-only models
+    /// accept only en [default: en; auto with --languages]
+    #[arg(long, env = "SOTTO_LANGUAGE", value_name = "CODE|auto")]
+    pub language: Option<String>,
+
+    /// With --language auto: the languages detection may choose from, comma-separated
+    /// (e.g. en,de,fr)
+    #[arg(long, env = "SOTTO_LANGUAGES", value_name = "CODES")]
+    pub languages: Option<String>,
+
+    /// Write English whatever language is spoken (Whisper's translate task; multilingual
+    /// models)
+    #[arg(long, env = "SOTTO_TRANSLATE", value_parser = BoolishValueParser::new())]
+    pub translate: bool,
 
     /// Words to expect, passed to Whisper as its initial prompt, so names and
     /// jargon come out spelled this way (e.g. "Zorblat, Kubernetes, Dr.

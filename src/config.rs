@@ -50,7 +50,12 @@ impl Mode {
 pub struct Config {
     pub input: Input,
     pub model: PathBuf,
+    /// An ISO 639-1 code, or `auto`.
     pub language: String,
+    /// `--languages`: what `auto` may detect (empty: every language).
+    pub languages: Vec<String>,
+    /// `--translate`.
+    pub translate: bool,
     /// `--prompt` or the text of `--prompt-file`: Whisper's initial prompt.
     pub prompt: Option<String>,
     /// Threads per decode (`--threads`, or `auto`: the cores, at most 4).
@@ -261,13 +266,43 @@ impl Config {
                 }
             },
         };
-        let language = cli.language.trim().to_lowercase();
-        if !is_whisper_language(&language) {
+        let language = match (&cli.language, &cli.languages) {
+            (None, Some(_)) => "auto".to_string(),
+            (None, None) => "en".to_string(),
+            (Some(l), _) => l.trim().to_lowercase(),
+        };
+        if language != "auto" && !is_whisper_language(&language) {
             return Err(ConfigError(format!(
-                "--language must be an ISO 639-1 code of a language Whisper knows (en, de, fr, es, zh, …), got {:?}",
-                cli.language
+                "--language must be an ISO 639-1 code of a language Whisper knows (en, de, fr, es, zh, …) or auto, got {:?}",
+                cli.language.as_deref().unwrap_or_default()
             )));
         }
+        let languages = match &cli.languages {
+            None => Vec::new(),
+            Some(_) if language != "auto" => {
+                return Err(ConfigError(format!(
+                    "--languages limits what --language auto detects, but --language is {language}; leave --language out (or give auto), or leave --languages out"
+                )))
+            }
+            Some(list) => {
+                let codes: Vec<String> = list
+                    .split(',')
+                    .map(|c| c.trim().to_lowercase())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if codes.is_empty() {
+                    return Err(ConfigError(
+                        "--languages is empty; give ISO 639-1 codes separated by commas, e.g. en,de,fr".into(),
+                    ));
+                }
+                if let Some(bad) = codes.iter().find(|c| !is_whisper_language(c)) {
+                    return Err(ConfigError(format!(
+                        "--languages: {bad:?} is not an ISO 639-1 code of a language Whisper knows; give codes such as en,de,fr"
+                    )));
+                }
+                codes
+            }
+        };
         // The completeness rule has English word lists only.
         if !crate::endpoint::has_word_lists(&language) {
             end_of_speech = EndOfSpeech::Fixed;
@@ -340,6 +375,8 @@ impl Config {
             input,
             model,
             language,
+            languages,
+            translate: cli.translate,
             prompt: prompt(cli)?,
             threads,
             segmenter: SegmenterSettings {

@@ -225,6 +225,9 @@ impl Publisher {
 /// published at `now_ms` is late when more than `max_latency_ms` passed since
 /// its speech ended; a late one becomes `Dropped(deadline)` (the bound is a
 /// promise, not a statistic). Otherwise it comes back with its latency.
+// The error is the event that takes the transcript's place, no bigger than
+// the transcript that came in; once per utterance.
+#[allow(clippy::result_large_err)]
 fn bound_latency(
     t: Transcript,
     now_ms: u64,
@@ -489,6 +492,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // must not hide a wrong --model.
     let info = crate::model::ggml::check_model(&config.model)?;
     crate::model::ggml::check_language(&config.model, &info.hparams, &config.language)?;
+    crate::model::ggml::check_translate(&config.model, &info.hparams, config.translate)?;
     // Clients in any folder can find the file the property names.
     let model_path = std::fs::canonicalize(&config.model).unwrap_or_else(|_| config.model.clone());
 
@@ -519,8 +523,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.threads,
         config.prompt.clone(),
     );
+    let (languages, translate) = (config.languages.clone(), config.translate);
     let decoder = on_a_thread("model-load", move || {
-        Decoder::load(&model, &language, threads).map(|d| d.with_prompt(prompt))
+        Decoder::load(&model, &language, threads).map(|d| {
+            d.with_prompt(prompt)
+                .with_languages(&languages)
+                .with_translate(translate)
+        })
     })
     .await
     .context("model loader")??;
@@ -608,6 +617,7 @@ mod tests {
             end_ms,
             confidence: 0.9,
             timing: Some(Timing::default()),
+            language: None,
         }
     }
 

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, MessageStream};
 
-use crate::event::{DropReason, ErrorKind, Event, Transcript};
+use crate::event::{DropReason, ErrorKind, Event, Spoken, Transcript};
 use crate::{BusKind, NAME, PATH};
 
 /// Signals the listener buffers while it prints (a burst of events at
@@ -272,10 +272,16 @@ pub async fn listen(bus: BusKind, as_json: bool, wait: bool) -> Result<(), Clien
     let mut owner = MessageStream::for_match_rule(owner_rule, &conn, queue)
         .await
         .map_err(call_err)?;
+    // `Details` comes just before the `Transcript` it describes.
+    let mut details: Option<(u64, Spoken)> = None;
     loop {
         tokio::select! {
             Some(Ok(msg)) = stream.next() => {
-                if let Some(line) = format_signal(&msg, as_json) {
+                if let Some(d) = details_of_signal(&msg) {
+                    details = Some(d);
+                    continue;
+                }
+                if let Some(line) = format_signal(&msg, as_json, details.take()) {
                     if !print_line(&line) {
                         return Ok(());
                     }
@@ -297,8 +303,17 @@ pub async fn listen(bus: BusKind, as_json: bool, wait: bool) -> Result<(), Clien
     }
 }
 
-fn format_signal(msg: &zbus::Message, as_json: bool) -> Option<String> {
-    let (event, latency_ms) = event_of_signal(msg)?;
+fn format_signal(
+    msg: &zbus::Message,
+    as_json: bool,
+    details: Option<(u64, Spoken)>,
+) -> Option<String> {
+    let (mut event, latency_ms) = event_of_signal(msg)?;
+    if let (Event::Transcript(t), Some((id, spoken))) = (&mut event, details) {
+        if t.id == id {
+            t.language = Some(spoken);
+        }
+    }
     if as_json {
         return event.to_json(Some(latency_ms)).map(|v| v.to_string());
     }
@@ -314,6 +329,18 @@ fn format_signal(msg: &zbus::Message, as_json: bool) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// A `Details` signal: the id and the language it names.
+pub fn details_of_signal(msg: &zbus::Message) -> Option<(u64, Spoken)> {
+    if msg.header().member()?.as_str() != "Details" {
+        return None;
+    }
+    let (id, details): (u64, std::collections::HashMap<String, zbus::OwnedVariant>) =
+        msg.body().deserialize().ok()?;
+    let code = String::try_from(details.get("language")?.try_clone().ok()?).ok()?;
+    let probability = f64::try_from(details.get("language_probability")?).ok()?;
+    Some((id, Spoken { code, probability }))
 }
 
 /// A signal of the interface, decoded back into the event it was sent for
@@ -354,6 +381,7 @@ pub fn event_of_signal(msg: &zbus::Message) -> Option<(Event, u64)> {
                 end_ms,
                 confidence,
                 timing: None,
+                language: None,
             };
             return Some((Event::Transcript(t), latency_ms.into()));
         }

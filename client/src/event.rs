@@ -159,6 +159,18 @@ pub struct Transcript {
     /// Where the time between the end of speech and the transcript went: known
     /// inside the daemon, not carried by the D-Bus signal.
     pub timing: Option<Timing>,
+    /// The language it was heard in (the `Details` signal carries it).
+    pub language: Option<Spoken>,
+}
+
+/// The language of an utterance: the one `--language` names (probability 1),
+/// or the one detected (`--language auto`) with its probability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spoken {
+    /// ISO 639-1 code.
+    pub code: String,
+    /// 0..1.
+    pub probability: f64,
 }
 
 impl Transcript {
@@ -285,6 +297,10 @@ impl Event {
                 if let Some(latency_ms) = latency_ms {
                     value["latency_ms"] = latency_ms.into();
                 }
+                if let Some(spoken) = &t.language {
+                    value["language"] = spoken.code.clone().into();
+                    value["language_probability"] = spoken.probability.into();
+                }
                 if let Some(timing) = &t.timing {
                     value["decode_ms"] = timing.decode_ms().into();
                     if let Some(latency_ms) = latency_ms {
@@ -393,6 +409,7 @@ mod tests {
             end_ms: 1_000,
             confidence: 0.5,
             timing: Some(timing),
+            language: None,
         };
         let unpaced = Event::Transcript(t.clone()).to_json(None).unwrap();
         assert_eq!(unpaced["decode_ms"], 250, "the decode's own time is right");

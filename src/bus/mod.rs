@@ -486,6 +486,17 @@ impl Sotto1 {
     #[zbus(signal)]
     async fn woken(emitter: &SignalEmitter<'_>, id: u64) -> zbus::Result<()>;
 
+    /// Sent just before `Transcript` of the same id: `language` (s, the
+    /// ISO 639-1 code it was heard in), `language_probability` (d, 1 when
+    /// the language is set, the detector's when it is detected) and
+    /// `decode_ms` (u). Keys may be added, never removed.
+    #[zbus(signal)]
+    async fn details(
+        emitter: &SignalEmitter<'_>,
+        id: u64,
+        details: HashMap<&str, Variant<'_>>,
+    ) -> zbus::Result<()>;
+
     #[zbus(signal)]
     #[allow(clippy::too_many_arguments)]
     async fn transcript(
@@ -601,6 +612,16 @@ impl Service {
             Event::Woken { id } => Sotto1::woken(e, *id).await,
             Event::Partial { id, text, stable } => Sotto1::partial(e, *id, text, *stable).await,
             Event::Transcript(t) => {
+                let mut details: HashMap<&str, Variant<'_>> = HashMap::new();
+                if let Some(spoken) = &t.language {
+                    details.insert("language", spoken.code.as_str().into());
+                    details.insert("language_probability", spoken.probability.into());
+                }
+                let decode_ms = u32::try_from(t.decode_ms()).unwrap_or(u32::MAX);
+                details.insert("decode_ms", decode_ms.into());
+                if let Err(e) = Sotto1::details(e, t.id, details).await {
+                    log::warn!("could not emit Details: {e}");
+                }
                 let latency = u32::try_from(latency_ms).unwrap_or(u32::MAX);
                 Sotto1::transcript(
                     e,

@@ -60,8 +60,10 @@ pub enum ModelError {
     NotGgml { path: PathBuf, reason: String },
     #[error("model {path} is truncated or corrupt ({reason}); delete it and fetch it again with `make model`")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("model {path} is English-only but --language is {language:?}; use --language en, or a multilingual model (e.g. ggml-base.bin)")]
+    #[error("model {path} is English-only but --language is {language:?}; use --language en, or a multilingual model (e.g. --model base)")]
     EnglishOnly { path: PathBuf, language: String },
+    #[error("model {path} is English-only, so it cannot translate; use a multilingual model (e.g. --model base), or leave --translate out")]
+    NoTranslation { path: PathBuf },
     #[error("--language {language:?} is not a language Whisper knows; use an ISO 639-1 code such as en, de, fr")]
     UnknownLanguage { language: String },
 }
@@ -274,6 +276,16 @@ pub fn check_model(path: &Path) -> Result<ModelInfo, ModelError> {
         )));
     }
     Ok(ModelInfo { hparams: hp })
+}
+
+/// Checks `--translate` against the model: English-only models cannot.
+pub fn check_translate(path: &Path, hparams: &Hparams, translate: bool) -> Result<(), ModelError> {
+    if translate && !hparams.is_multilingual() {
+        return Err(ModelError::NoTranslation {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks `--language` against the model: English-only models take only `en`.

@@ -11,6 +11,7 @@ use whisper_rs::{
 };
 
 use super::judge::Decoded;
+use crate::event::Spoken;
 use crate::model::ggml::{check_language, check_model, Hparams, ModelError};
 use crate::pipeline::{now_ms, WHISPER_RATE};
 
@@ -81,12 +82,24 @@ impl DecodeOptions<'_> {
     }
 }
 
+/// The language decodes are made in.
+#[derive(Debug, Clone, PartialEq)]
+enum Language {
+    /// `--language CODE`.
+    Fixed(String),
+    /// `--language auto`: detected per utterance, among these language ids
+    /// (`--languages`; empty: all).
+    Detect(Vec<i32>),
+}
+
 /// One loaded model with its reusable state.
 pub struct Decoder {
     ctx: WhisperContext,
     state: WhisperState,
     hparams: Hparams,
-    language: String,
+    language: Language,
+    /// `--translate`: English text whatever was spoken.
+    translate: bool,
     threads: usize,
     /// Whisper's initial prompt (`--prompt`), for every decode.
     prompt: Option<String>,
@@ -121,9 +134,62 @@ impl Decoder {
             ctx,
             state,
             hparams: info.hparams,
-            language: language.to_string(),
+            language: if language == "auto" {
+                Language::Detect(Vec::new())
+            } else {
+                Language::Fixed(language.to_string())
+            },
+            translate: false,
             threads,
             prompt: None,
+        })
+    }
+
+    /// `--language auto --languages …`: detection picks only among these
+    /// (ISO 639-1 codes the config has checked).
+    pub fn with_languages(mut self, among: &[String]) -> Self {
+        if let Language::Detect(ids) = &mut self.language {
+            *ids = among
+                .iter()
+                .filter_map(|c| whisper_rs::get_lang_id(c))
+                .collect();
+        }
+        self
+    }
+
+    /// `--translate`: Whisper writes English whatever it hears.
+    pub fn with_translate(mut self, translate: bool) -> Self {
+        self.translate = translate;
+        self
+    }
+
+    /// The language to decode `samples` in: the fixed one (probability 1),
+    /// or the one whisper.cpp's detector rates highest among those allowed
+    /// (one encoder pass over the utterance's start and one decoder step).
+    fn language_of(&mut self, samples: &[f32], threads: usize) -> Result<Spoken, DecodeError> {
+        let allowed = match &self.language {
+            Language::Fixed(code) => {
+                return Ok(Spoken {
+                    code: code.clone(),
+                    probability: 1.0,
+                });
+            }
+            Language::Detect(allowed) => allowed,
+        };
+        let whisper = |e: whisper_rs::WhisperError| DecodeError::Whisper(e.to_string());
+        self.state.pcm_to_mel(samples, threads).map_err(whisper)?;
+        let (_, probs) = self.state.lang_detect(0, threads).map_err(whisper)?;
+        let (id, p) = probs
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| allowed.is_empty() || allowed.contains(&(*id as i32)))
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .ok_or_else(|| DecodeError::Whisper("no language to detect".into()))?;
+        let code = whisper_rs::get_lang_str(id as i32)
+            .ok_or_else(|| DecodeError::Whisper(format!("language id {id} has no code")))?;
+        Ok(Spoken {
+            code: code.to_string(),
+            probability: f64::from(*p),
         })
     }
 
@@ -153,10 +219,15 @@ impl Decoder {
         options: DecodeOptions<'_>,
     ) -> Result<Decoded, DecodeError> {
         let seconds = samples.len() as f64 / f64::from(WHISPER_RATE);
+        let threads = options.threads.unwrap_or(self.threads);
+        let spoken = self.language_of(samples, threads)?;
+        if options.should_abort() {
+            return Err(DecodeError::Aborted);
+        }
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(options.threads.unwrap_or(self.threads) as i32);
-        params.set_language(Some(&self.language));
-        params.set_translate(false);
+        params.set_n_threads(threads as i32);
+        params.set_language(Some(&spoken.code));
+        params.set_translate(self.translate);
         if let Some(prompt) = &self.prompt {
             params.set_initial_prompt(prompt);
         }
@@ -185,7 +256,10 @@ impl Decoder {
         match self.state.full(params, samples) {
             // A decode that finished is kept even if its deadline passed at the
             // last step: the event loop applies the latency bound on publishing.
-            Ok(_) => Ok(self.read_segments()),
+            Ok(_) => Ok(Decoded {
+                language: Some(spoken),
+                ..self.read_segments()
+            }),
             // whisper.cpp fails a call its abort callback stopped.
             Err(_) if options.should_abort() => Err(DecodeError::Aborted),
             Err(e) => Err(DecodeError::Whisper(e.to_string())),

@@ -2,6 +2,8 @@
 //! whether an utterance held words. Pure string and score heuristics, with no
 //! whisper.cpp in sight, so they can be tuned and tested alone.
 
+use crate::event::Spoken;
+
 /// What one decode wrote, before judging.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decoded {
@@ -13,13 +15,19 @@ pub struct Decoded {
     pub avg_logprob: f32,
     /// The highest no-speech probability over the segments.
     pub no_speech_prob: f32,
+    /// The language it was decoded in.
+    pub language: Option<Spoken>,
 }
 
 /// What the model made of one utterance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Heard {
-    /// Words, with a confidence in 0..1.
-    Text { text: String, confidence: f64 },
+    /// Words, with a confidence in 0..1, and the language they were heard in.
+    Text {
+        text: String,
+        confidence: f64,
+        language: Option<Spoken>,
+    },
     /// No words (silence, noise, music, a hum, a tag like `[BLANK_AUDIO]`); the
     /// reason is for logs.
     NoSpeech { why: String },
@@ -88,6 +96,7 @@ pub fn judge(decoded: &Decoded) -> Heard {
     Heard::Text {
         text,
         confidence: f64::from(avg_logprob.exp()).clamp(0.0, 1.0),
+        language: decoded.language.clone(),
     }
 }
 
@@ -304,6 +313,7 @@ mod tests {
             n_text_tokens: text.split_whitespace().count() as u32 + 1,
             avg_logprob,
             no_speech_prob,
+            language: None,
         }
     }
 
@@ -376,7 +386,9 @@ mod tests {
     #[test]
     fn the_judge_keeps_confident_words() {
         match judge(&decoded(" Turn on the lights.", -0.2, 0.01)) {
-            Heard::Text { text, confidence } => {
+            Heard::Text {
+                text, confidence, ..
+            } => {
                 assert_eq!(text, "Turn on the lights.");
                 assert!((confidence - (-0.2f64).exp()).abs() < 1e-6);
             }

@@ -251,8 +251,17 @@ impl<E: Engine> Worker<E> {
         let outcome = self.decode(&utterance, deadline, &current);
         if let Ok(heard) = &outcome.result {
             let verdict = match heard {
-                Heard::Text { text, confidence } => {
-                    completeness(text, *confidence, &self.setup.language)
+                Heard::Text {
+                    text,
+                    confidence,
+                    language,
+                } => {
+                    // `--language auto`: the rule of the language heard.
+                    let code = match (self.setup.language.as_str(), language) {
+                        ("auto", Some(spoken)) => spoken.code.as_str(),
+                        (code, _) => code,
+                    };
+                    completeness(text, *confidence, code)
                 }
                 Heard::NoSpeech { .. } => Completeness::Unsure,
             };
@@ -367,7 +376,11 @@ impl<E: Engine> Worker<E> {
         };
         let decode_ms = outcome.ended_ms - outcome.started_ms;
         let event = match outcome.result {
-            Ok(Heard::Text { text, confidence }) => {
+            Ok(Heard::Text {
+                text,
+                confidence,
+                language,
+            }) => {
                 log::info!(
                     "utterance {id}: {} chars in {decode_ms} ms on {} thread(s){}",
                     text.len(),
@@ -393,6 +406,7 @@ impl<E: Engine> Worker<E> {
                         threads: outcome.threads,
                         end_rule: utterance.end_rule,
                     }),
+                    language,
                 })
             }
             Ok(Heard::NoSpeech { why }) => {
@@ -485,6 +499,7 @@ mod tests {
         Heard::Text {
             text: text.into(),
             confidence: 0.9,
+            language: None,
         }
     }
 

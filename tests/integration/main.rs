@@ -8,6 +8,7 @@ mod engine;
 mod examples;
 mod files;
 mod interaction;
+mod languages;
 mod live_mic;
 mod load;
 mod models;

@@ -495,11 +495,9 @@ fn l1_fetch_does_nothing_when_the_model_verifies() {
     let dir = scratch();
     let models = dir.path().join("models");
     std::fs::create_dir(&models).unwrap();
-    std::fs::copy(
-        project_root().join("models/fetch.sh"),
-        models.join("fetch.sh"),
-    )
-    .unwrap();
+    for file in ["fetch.sh", "catalogue.tsv"] {
+        std::fs::copy(project_root().join("models").join(file), models.join(file)).unwrap();
+    }
     std::os::unix::fs::symlink(&model, models.join("ggml-tiny.en.bin")).unwrap();
     let out = in_project(models.join("fetch.sh").to_str().unwrap(), &forbidden.path())
         .output()
@@ -911,7 +909,7 @@ fn l8_help_matches_the_code() {
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     for needle in [
         "auto (the cores, at most 4",
-        "PREFIX/share/sotto/models/ggml-tiny.en.bin when installed (PREFIX: the executable's, /usr/local, /usr)",
+        "PREFIX/share/sotto/models (PREFIX: the executable's, /usr/local, /usr) [default: ggml-tiny.en.bin from those folders]",
         "-v debug, transcript text included; -vv also sottod's trace",
         "Must be above --silence-ms",
     ] {

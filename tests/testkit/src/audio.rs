@@ -58,10 +58,15 @@ pub fn speak(text: &str) -> Audio {
 
 /// Speech from espeak-ng in `voice` (e.g. `en-us`, `en-gb+f3`), at 22050 Hz.
 pub fn speak_as(voice: &str, text: &str) -> Audio {
+    speak_at(voice, 175, text)
+}
+
+/// [`speak_as`] at `wpm` words a minute (espeak-ng's default is 175).
+pub fn speak_at(voice: &str, wpm: u32, text: &str) -> Audio {
     let dir = scratch();
     let path = dir.path().join("s.wav");
     let status = Command::new("espeak-ng")
-        .args(["-v", voice, "-w"])
+        .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
         .arg(&path)
         .arg(text)
         .status()
@@ -124,7 +129,12 @@ impl Session {
     }
     /// Says `text` in espeak-ng's `voice`.
     pub fn say_as(&mut self, voice: &str, text: &str) -> &mut Self {
-        let speech = speak_as(voice, text);
+        self.say_at(voice, 175, text)
+    }
+
+    /// Says `text` in espeak-ng's `voice` at `wpm` words a minute.
+    pub fn say_at(&mut self, voice: &str, wpm: u32, text: &str) -> &mut Self {
+        let speech = speak_at(voice, wpm, text);
         assert_eq!(
             speech.rate, self.audio.rate,
             "session rate must match espeak's"
