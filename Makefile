@@ -60,6 +60,7 @@ demo: setup
 	SOTTO_ARGS="$(SOTTO_ARGS)" ./scripts/demo.sh
 
 bench: setup
+	./models/fetch.sh base
 	./scripts/bench.sh
 
 soak: setup
