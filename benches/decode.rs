@@ -9,50 +9,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use sotto::transcribe::{
-    audio_ctx_for, judge, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
+    audio_ctx_for, judge, DecodeOptions, Decoder, AUDIO_CTX_FLOOR, FULL_AUDIO_CTX,
 };
-use sotto_testkit::{manifest, normalize, word_errors};
+use sotto_testkit::{normalize, word_errors};
 
+#[path = "common/clips.rs"]
+mod clips;
 #[path = "common/report.rs"]
 mod report;
+use clips::{clips, text};
 use report::{row, smoke, write_part};
-
-struct Clip {
-    name: String,
-    samples: Vec<f32>,
-    reference: String,
-}
-
-fn clips(root: &Path) -> Vec<Clip> {
-    manifest()
-        .into_iter()
-        .filter(|c| c.category.starts_with("speech") || c.category.starts_with("noisy"))
-        .map(|c| {
-            let path = root.join(&c.file);
-            let mut r = hound::WavReader::open(&path).unwrap_or_else(|e| {
-                panic!("{}: {e}; the WER corpus needs every clip", path.display())
-            });
-            let spec = r.spec();
-            assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", c.file);
-            let samples = r
-                .samples::<i16>()
-                .map(|s| f32::from(s.expect("a readable sample")) / 32768.0)
-                .collect();
-            Clip {
-                name: c.file,
-                samples,
-                reference: c.transcript,
-            }
-        })
-        .collect()
-}
-
-fn text(heard: Heard) -> String {
-    match heard {
-        Heard::Text { text, .. } => text,
-        Heard::NoSpeech { .. } => String::new(),
-    }
-}
 
 /// Best of `n` decodes (ms) and the text.
 fn timed(decoder: &mut Decoder, samples: &[f32], audio_ctx: i32, n: usize) -> (f64, String) {
@@ -85,7 +51,7 @@ fn main() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("models/ggml-tiny.en.bin");
-    let mut clips = clips(&root.join("../shared/testdata"));
+    let mut clips = clips(&root.join("../shared/testdata"), &["speech", "noisy"]);
     let smoke = smoke();
     let floors: Vec<i32> = if smoke {
         clips.truncate(3);

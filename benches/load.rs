@@ -52,18 +52,7 @@ fn run<T: Send + 'static>(
     let (ticks0, t0) = (cpu_ticks(pid), Instant::now());
     let address = bus.address.clone();
     let side = std::thread::spawn(move || during(&address));
-    let pid_ticks = std::thread::spawn(move || {
-        // The last reading before the process ends.
-        let mut last = 0;
-        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
-            let t = cpu_ticks(pid);
-            if t > 0 {
-                last = t;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        last
-    });
+    let pid_ticks = last_cpu_ticks(pid);
     let out = wait_output(child, Duration::from_secs(180));
     let took = t0.elapsed().as_secs_f64();
     let ticks = pid_ticks.join().unwrap().saturating_sub(ticks0);

@@ -14,37 +14,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sotto::model::quantize::{quantize_file, Quant};
-use sotto::transcribe::{audio_ctx_for, judge, DecodeOptions, Decoder, Heard, AUDIO_CTX_FLOOR};
+use sotto::transcribe::{audio_ctx_for, judge, DecodeOptions, Decoder, AUDIO_CTX_FLOOR};
 use sotto_testkit::{bin, manifest, normalize, word_errors};
 
+#[path = "common/clips.rs"]
+mod clips;
 #[path = "common/report.rs"]
 mod report;
+use clips::{clips, Clip};
 use report::{bench_dir, percentile, row, smoke, write_part, Row};
-
-struct Clip {
-    samples: Vec<f32>,
-    reference: String,
-}
-
-fn speech_clips(root: &Path) -> Vec<Clip> {
-    manifest()
-        .into_iter()
-        .filter(|c| c.category.starts_with("speech"))
-        .map(|c| {
-            let path = root.join(&c.file);
-            let mut r =
-                hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let samples = r
-                .samples::<i16>()
-                .map(|s| f32::from(s.expect("a readable sample")) / 32768.0)
-                .collect();
-            Clip {
-                samples,
-                reference: c.transcript,
-            }
-        })
-        .collect()
-}
 
 /// What one model measured.
 struct Measured {
@@ -130,10 +108,7 @@ fn measure(model: &Path, clips: &[Clip], clip_file: &Path, repeats: usize) -> Me
                 .decode(&clip.samples, DecodeOptions::with_ctx(ctx))
                 .expect("decode");
             best = best.min(t.elapsed().as_secs_f64() * 1000.0);
-            text = match judge(&heard) {
-                Heard::Text { text, .. } => text,
-                Heard::NoSpeech { .. } => String::new(),
-            };
+            text = clips::text(judge(&heard));
         }
         let seconds = clip.samples.len() as f64 / 16_000.0;
         if (2.0..=5.0).contains(&seconds) {
@@ -175,7 +150,7 @@ fn main() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let testdata = root.join("../shared/testdata");
-    let mut clips = speech_clips(&testdata);
+    let mut clips = clips(&testdata, &["speech"]);
     let repeats = if smoke() {
         clips.truncate(3);
         1

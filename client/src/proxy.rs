@@ -1,5 +1,6 @@
 //! The typed proxy of org.sotto.Sotto1: its methods, properties and the
-//! signals clients most often want (`receive_transcript`, `receive_dropped`;
+//! signals clients most often want (`receive_transcript`, `receive_details`,
+//! `receive_dropped`;
 //! each signal's arguments by name). What the `sotto` command and
 //! `examples/listen.rs` use.
 
@@ -29,6 +30,10 @@ pub trait Sotto1 {
     fn model(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn language(&self) -> zbus::Result<String>;
+    /// Sent just before the `Transcript` of the same id: `language`,
+    /// `language_probability`, `decode_ms`.
+    #[zbus(signal)]
+    fn details(&self, id: u64, details: HashMap<String, OwnedVariant>) -> zbus::Result<()>;
     /// A transcript (see the interface XML for each argument).
     #[zbus(signal)]
     fn transcript(

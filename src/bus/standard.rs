@@ -196,6 +196,28 @@ fn unknown(property: &str) -> BoxDBusError {
     )))
 }
 
+impl Properties {
+    /// A `Get` or `Set` of `property` on `interface`, charged to the sender:
+    /// its value (`None`: no such property).
+    async fn read(
+        &self,
+        interface: &InterfaceName<'_>,
+        property: &str,
+        connection: &Connection,
+        server: &ObjectServer,
+        header: &Header<'_>,
+        emitter: &SignalEmitter<'_>,
+    ) -> Result<Option<Result<OwnedVariant, BoxDBusError>>, BoxDBusError> {
+        self.budget.admit(header).await?;
+        if let Target::Standard = target(interface, self.sotto)? {
+            return Ok(None);
+        }
+        let sotto = server.interface::<_, Sotto1>(PATH).await?;
+        let sotto = sotto.get().await;
+        Ok(Interface::get(&*sotto, property, server, connection, Some(header), emitter).await)
+    }
+}
+
 #[interface(name = "org.freedesktop.DBus.Properties", introspection_docs = false)]
 impl Properties {
     async fn get(
@@ -207,21 +229,15 @@ impl Properties {
         #[zbus(header)] header: Header<'_>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<OwnedVariant, BoxDBusError> {
-        self.budget.admit(&header).await?;
-        if let Target::Standard = target(&interface_name, self.sotto)? {
-            return Err(unknown(property_name));
-        }
-        let sotto = server.interface::<_, Sotto1>(PATH).await?;
-        let sotto = sotto.get().await;
-        Interface::get(
-            &*sotto,
+        self.read(
+            &interface_name,
             property_name,
-            server,
             connection,
-            Some(&header),
+            server,
+            &header,
             &emitter,
         )
-        .await
+        .await?
         .unwrap_or_else(|| Err(unknown(property_name)))
     }
 
@@ -238,22 +254,15 @@ impl Properties {
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<(), BoxDBusError> {
         drop(value);
-        self.budget.admit(&header).await?;
-        if let Target::Standard = target(&interface_name, self.sotto)? {
-            return Err(unknown(property_name));
-        }
-        let sotto = server.interface::<_, Sotto1>(PATH).await?;
-        let sotto = sotto.get().await;
-        match Interface::get(
-            &*sotto,
+        let read = self.read(
+            &interface_name,
             property_name,
-            server,
             connection,
-            Some(&header),
+            server,
+            &header,
             &emitter,
-        )
-        .await
-        {
+        );
+        match read.await? {
             Some(_) => Err(Box::new(fdo::Error::PropertyReadOnly(format!(
                 "Property '{property_name}' is read-only"
             )))),

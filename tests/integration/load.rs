@@ -25,19 +25,26 @@ fn assert_every_command_arrived(run: &Run) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn a_flooding_client_is_refused_and_commands_still_arrive() {
-    model_path();
-    let bus = PrivateBus::start();
-    let dir = scratch();
-    let wav = commands_wav(dir.path(), 3.0, COMMANDS.len());
-    let daemon = sottod(&bus)
+/// sottod on `bus` playing the spoken commands after `lead` seconds of
+/// silence, with `--json`; started, its name taken.
+fn paced_commands(bus: &PrivateBus, dir: &std::path::Path, lead: f32) -> std::process::Child {
+    let wav = commands_wav(dir, lead, COMMANDS.len());
+    let daemon = sottod(bus)
         .args(["--input-file", wav.to_str().unwrap(), "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     bus.wait_for_name();
+    daemon
+}
+
+#[test]
+fn a_flooding_client_is_refused_and_commands_still_arrive() {
+    model_path();
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let daemon = paced_commands(&bus, dir.path(), 3.0);
     let pid = daemon.id();
     let address = bus.address.clone();
     let flooding = std::thread::spawn(move || {
@@ -240,27 +247,13 @@ fn fifty_subscribers_each_hear_every_command() {
     model_path();
     let bus = PrivateBus::start();
     let dir = scratch();
-    let wav = commands_wav(dir.path(), 1.5, COMMANDS.len());
-    let daemon = sottod(&bus)
-        .args(["--input-file", wav.to_str().unwrap(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    bus.wait_for_name();
+    let daemon = paced_commands(&bus, dir.path(), 1.5);
     let (pid, t0) = (daemon.id(), Instant::now());
     let ticks0 = cpu_ticks(pid);
     let subscribers = Subscribers::start(&bus.address, 50);
-    let ticks = std::thread::spawn(move || {
-        let mut last = ticks0;
-        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
-            last = cpu_ticks(pid).max(last);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        last - ticks0
-    });
+    let ticks = last_cpu_ticks(pid);
     let run = wait_output(daemon, Duration::from_secs(60));
-    let (ticks, took) = (ticks.join().unwrap(), t0.elapsed());
+    let (ticks, took) = (ticks.join().unwrap().saturating_sub(ticks0), t0.elapsed());
     let transcripts = assert_every_command_arrived(&run);
     let heard = subscribers.finish();
     for (i, texts) in heard.iter().enumerate() {

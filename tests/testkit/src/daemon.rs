@@ -371,6 +371,19 @@ impl Drop for LiveDaemon {
     }
 }
 
+/// Watches process `pid` on a thread: joined, its CPU ticks at the last
+/// reading before it exited (`/proc` forgets them at the exit).
+pub fn last_cpu_ticks(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut last = 0;
+        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
+            last = cpu_ticks(pid).max(last);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        last
+    })
+}
+
 /// CPU time (user + system) process `pid` has used, in clock ticks; 0 once it
 /// is gone.
 pub fn cpu_ticks(pid: u32) -> u64 {
