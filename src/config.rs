@@ -320,13 +320,13 @@ impl Config {
                 }
             }
             None => Input::Device(match &cli.device {
-                Some(name) if !name.trim().is_empty() => DeviceSelector::Named(name.trim().to_string()),
+                Some(name) if !name.trim().is_empty() => DeviceSelector::Named(cli.host, name.trim().to_string()),
                 Some(_) => {
                     return Err(ConfigError(
                         "--device is empty; give a name from --list-devices, or leave it out for the default input".into(),
                     ))
                 }
-                None => DeviceSelector::Default,
+                None => DeviceSelector::Default(cli.host),
             }),
         };
         let model = match &cli.model {

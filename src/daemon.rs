@@ -437,11 +437,13 @@ fn open_input(input: &Input) -> anyhow::Result<SourceInput> {
             wav: WavInput::open(path)?,
             paced: *paced,
         },
-        Input::Device(selector @ DeviceSelector::Named(_)) => {
+        Input::Device(selector @ DeviceSelector::Named(..)) => {
             find_device(selector)?;
             SourceInput::Device(selector.clone())
         }
-        Input::Device(DeviceSelector::Default) => SourceInput::Device(DeviceSelector::Default),
+        Input::Device(selector @ DeviceSelector::Default(_)) => {
+            SourceInput::Device(selector.clone())
+        }
     })
 }
 
@@ -449,8 +451,8 @@ fn open_input(input: &Input) -> anyhow::Result<SourceInput> {
 fn device_label(input: &Input) -> String {
     match input {
         Input::File { path, .. } => format!("file:{}", path.display()),
-        Input::Device(DeviceSelector::Named(n)) => n.clone(),
-        Input::Device(DeviceSelector::Default) => "default".to_string(),
+        Input::Device(DeviceSelector::Named(_, n)) => n.clone(),
+        Input::Device(DeviceSelector::Default(_)) => "default".to_string(),
     }
 }
 

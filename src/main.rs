@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Err(e) => return sotto::cli::exit_for_clap_error(e, "sottod"),
     };
     if cli.list_devices {
-        print_devices();
+        print_devices(cli.host);
         return ExitCode::SUCCESS;
     }
     let config = match Config::from_cli(&cli) {
@@ -62,10 +62,10 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 /// `--list-devices`: a header, one device per line (the default marked with
 /// `*`), and the devices that cannot open here in one closing line.
-fn print_devices() {
+fn print_devices(host: sotto::audio::device::AudioHost) {
     use std::io::Write;
-    let devices = sotto::audio::device::list_devices();
-    let default = sotto::audio::device::default_device_name();
+    let devices = sotto::audio::device::list_devices(host);
+    let default = sotto::audio::device::default_device_name(host);
     let mut out = std::io::stdout().lock();
     let mut lines = vec!["  NAME\tDEFAULT FORMAT\tDESCRIPTION".to_string()];
     let mut hidden = Vec::new();

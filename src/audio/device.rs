@@ -12,6 +12,7 @@ use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::capture::{self, CaptureCounters, CaptureWriter};
+use super::watch::ServerWatch;
 use super::{CaptureStream, SourceCommand, SourceLinks, RING_SECONDS};
 use crate::event::{send_blocking, ErrorKind, Event, State};
 use crate::pipeline::now_ms;
@@ -110,14 +111,90 @@ pub fn choose<'a>(devices: &'a [DeviceInfo], wanted: &str) -> Result<usize, Devi
     })
 }
 
+/// The sound server (cpal host) to capture through: `--host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AudioHost {
+    /// PipeWire when its server is reachable, then PulseAudio, then ALSA.
+    #[default]
+    Auto,
+    /// PipeWire's native protocol.
+    Pipewire,
+    /// A PulseAudio server (or PipeWire's pipewire-pulse).
+    Pulseaudio,
+    /// ALSA devices (through the pulse plugin when a server runs).
+    Alsa,
+}
+
+impl AudioHost {
+    /// The cpal host this means; `None` for `Auto`.
+    fn host_id(self) -> Option<cpal::HostId> {
+        match self {
+            AudioHost::Auto => None,
+            AudioHost::Pipewire => Some(cpal::HostId::PipeWire),
+            AudioHost::Pulseaudio => Some(cpal::HostId::PulseAudio),
+            AudioHost::Alsa => Some(cpal::HostId::Alsa),
+        }
+    }
+
+    /// The prefix of its devices' names (`pipewire:vmic`).
+    pub fn prefix(self) -> Option<&'static str> {
+        match self {
+            AudioHost::Auto => None,
+            AudioHost::Pipewire => Some("pipewire"),
+            AudioHost::Pulseaudio => Some("pulseaudio"),
+            AudioHost::Alsa => Some("alsa"),
+        }
+    }
+
+    /// The host a device name's prefix names, if it has one.
+    fn of_name(name: &str) -> Option<AudioHost> {
+        let (prefix, _) = name.split_once(':')?;
+        [AudioHost::Pipewire, AudioHost::Pulseaudio, AudioHost::Alsa]
+            .into_iter()
+            .find(|h| h.prefix() == Some(prefix))
+    }
+
+    /// Can this host's server be reached right now? Looked up each time
+    /// (cpal caches PipeWire's answer from its first call, and a server
+    /// started after sottod would never be used).
+    fn reachable(self) -> bool {
+        match self {
+            AudioHost::Pipewire => super::watch::pipewire_socket().is_some(),
+            AudioHost::Pulseaudio => super::watch::pulse_socket().is_some(),
+            AudioHost::Alsa | AudioHost::Auto => true,
+        }
+    }
+}
+
+/// The hosts `choice` covers, in the order they are tried and listed.
+fn hosts_of(choice: AudioHost) -> Vec<AudioHost> {
+    match choice {
+        AudioHost::Auto => vec![AudioHost::Pipewire, AudioHost::Pulseaudio, AudioHost::Alsa],
+        one => vec![one],
+    }
+}
+
 /// Which device to capture from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSelector {
-    /// The default host's default input.
-    Default,
-    /// The first device whose name or description contains this string
-    /// (an exact name wins over a substring).
-    Named(String),
+    /// The host's default input (for `Auto`: the first reachable host's).
+    Default(AudioHost),
+    /// The first device of the host whose name or description contains this
+    /// string (an exact name wins over a substring).
+    Named(AudioHost, String),
+}
+
+impl DeviceSelector {
+    /// The host it captures through: a full device name's prefix narrows `Auto`.
+    pub fn host(&self) -> AudioHost {
+        match self {
+            DeviceSelector::Default(h) => *h,
+            DeviceSelector::Named(AudioHost::Auto, name) => {
+                AudioHost::of_name(name).unwrap_or(AudioHost::Auto)
+            }
+            DeviceSelector::Named(h, _) => *h,
+        }
+    }
 }
 
 fn device_name(device: &cpal::Device) -> String {
@@ -209,20 +286,19 @@ pub fn quiet_alsa_on_this_thread() {
     }
 }
 
-/// Every input device of every available host (PulseAudio first when its server
-/// is reachable, then ALSA), with its default configuration.
-pub fn list_devices() -> Vec<(DeviceInfo, cpal::Device)> {
-    with_stderr_silenced(list_devices_noisy)
+/// Every input device of `host` (`Auto`: of every available host, PipeWire
+/// first when its server is reachable, then PulseAudio, then ALSA), with its
+/// default configuration.
+pub fn list_devices(host: AudioHost) -> Vec<(DeviceInfo, cpal::Device)> {
+    with_stderr_silenced(|| list_devices_noisy(host))
 }
 
-fn list_devices_noisy() -> Vec<(DeviceInfo, cpal::Device)> {
+fn list_devices_noisy(choice: AudioHost) -> Vec<(DeviceInfo, cpal::Device)> {
     let mut out = Vec::new();
-    let mut hosts = cpal::available_hosts();
-    // The PulseAudio host only answers with a reachable server; list it first so
-    // its stable source names win a substring match.
-    hosts.sort_by_key(|h| h.name() != "PulseAudio");
-    for host_id in hosts {
-        let Ok(host) = cpal::host_from_id(host_id) else {
+    // A server's stable node names come before ALSA's plugin names, so they
+    // win a substring match.
+    for which in hosts_of(choice) {
+        let Some(host) = open_host(which) else {
             continue;
         };
         let Ok(devices) = host.input_devices() else {
@@ -265,10 +341,24 @@ fn available_names(devices: &[DeviceInfo]) -> String {
     }
 }
 
-/// The name of the default host's default input device, if there is one.
-pub fn default_device_name() -> Option<String> {
+/// One host, if its server is reachable and it connects.
+fn open_host(which: AudioHost) -> Option<cpal::Host> {
+    if !which.reachable() {
+        return None;
+    }
+    cpal::host_from_id(which.host_id()?).ok()
+}
+
+/// The host `choice` means: for `Auto`, the first that connects of PipeWire,
+/// PulseAudio and ALSA.
+fn host_for(choice: AudioHost) -> Option<cpal::Host> {
+    hosts_of(choice).into_iter().find_map(open_host)
+}
+
+/// The name of the host's default input device, if there is one.
+pub fn default_device_name(host: AudioHost) -> Option<String> {
     with_stderr_silenced(|| {
-        cpal::default_host()
+        host_for(host)?
             .default_input_device()
             .map(|d| device_name(&d))
     })
@@ -286,14 +376,16 @@ pub fn find_device(selector: &DeviceSelector) -> Result<(String, cpal::Device), 
 /// stderr by the thread-local handler ([`quiet_alsa_on_this_thread`]).
 fn find_device_here(selector: &DeviceSelector) -> Result<(String, cpal::Device), DeviceError> {
     match selector {
-        DeviceSelector::Default => {
-            let device = cpal::default_host()
-                .default_input_device()
+        DeviceSelector::Default(host) => {
+            let device = host_for(*host)
+                .and_then(|h| h.default_input_device())
                 .ok_or(DeviceError::NoDefault)?;
             Ok((device_name(&device), device))
         }
-        DeviceSelector::Named(wanted) => {
-            let devices = list_devices_noisy();
+        DeviceSelector::Named(_, wanted) => {
+            // A full name lists only its own host: probing ALSA's plugins
+            // (jack, oss) prints to stderr from libraries alsa-lib loads.
+            let devices = list_devices_noisy(selector.host());
             let infos: Vec<DeviceInfo> = devices.iter().map(|(info, _)| info.clone()).collect();
             let index = choose(&infos, wanted)?;
             let (info, device) = devices.into_iter().nth(index).expect("index from choose");
@@ -324,7 +416,12 @@ where
         move |data: &[T], _info: &cpal::InputCallbackInfo| {
             writer.write(data);
         },
-        move |_err| {
+        move |err: cpal::Error| {
+            // Reports that leave the stream running (an overrun, PipeWire
+            // following a new default source) are not a loss.
+            if !ends_the_stream(err.kind()) {
+                return;
+            }
             // Called from the host's thread, possibly millions of times a second
             // (ALSA through the pulse plugin): only the first call wakes the
             // supervisor, which drops the stream and so ends the storm.
@@ -334,6 +431,42 @@ where
         },
         None,
     )
+}
+
+/// Does a stream error mean the stream is gone and must be rebuilt? Not for an
+/// overrun, a refused realtime promotion or a route the host already followed.
+fn ends_the_stream(kind: cpal::ErrorKind) -> bool {
+    !matches!(
+        kind,
+        cpal::ErrorKind::Xrun | cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied
+    )
+}
+
+/// PipeWire's period while capturing: about this long (a power of two of
+/// frames at the device's rate, within the server's quantum range). The
+/// default quantum (≈21 ms) wakes the process twice as often; the period
+/// changes no boundary, since they come from sample counts.
+const PIPEWIRE_PERIOD_MS: u32 = 40;
+
+/// The buffer size to ask `device` for: PipeWire's long period, the host's
+/// default elsewhere.
+fn buffer_size(device: &cpal::Device, supported: &cpal::SupportedStreamConfig) -> cpal::BufferSize {
+    let is_pipewire = device
+        .id()
+        .is_ok_and(|id| id.host() == cpal::HostId::PipeWire);
+    if !is_pipewire {
+        return cpal::BufferSize::Default;
+    }
+    let frames = (supported.sample_rate() * PIPEWIRE_PERIOD_MS / 1000)
+        .max(1)
+        .next_power_of_two();
+    match *supported.buffer_size() {
+        // A max of 0: the server's clock settings are not known yet.
+        cpal::SupportedBufferSize::Range { min, max } if max > 0 => {
+            cpal::BufferSize::Fixed(frames.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Fixed(frames),
+    }
 }
 
 fn open_stream(
@@ -349,10 +482,12 @@ fn open_stream(
     let supported = device
         .default_input_config()
         .map_err(|e| open_err(e.to_string()))?;
-    // The host's default buffer size: asking PulseAudio for fixed 20 ms
+    // PulseAudio: the host's default buffer size; asking for fixed 20 ms
     // fragments made its client threads wake more often, not less (measured
-    // on a null-sink monitor); larger ones changed nothing.
-    let config = supported.config();
+    // on a null-sink monitor), and larger ones changed nothing. PipeWire: a
+    // long period, so an idle daemon wakes rarely.
+    let mut config = supported.config();
+    config.buffer_size = buffer_size(device, &supported);
     build_stream(device, &config, supported.sample_format(), counters, wake).map_err(open_err)
 }
 
@@ -470,8 +605,8 @@ impl DeviceSource {
                 send_blocking(&self.links.events, Event::State(State::Listening));
                 Ok(Some(stream))
             }
-            (Err(e), DeviceSelector::Named(_)) => Err(e),
-            (Err(e), DeviceSelector::Default) => {
+            (Err(e), DeviceSelector::Named(..)) => Err(e),
+            (Err(e), DeviceSelector::Default(_)) => {
                 log::warn!("{e}");
                 send_blocking(
                     &self.links.events,
@@ -489,9 +624,26 @@ impl DeviceSource {
     fn reopen(&self, wake: &Sender<()>) -> Result<OpenStream, DeviceError> {
         let (name, device) = find_device_here(&self.selector)?;
         let (stream, capture) = open_stream(&device, &name, &self.links.counters, wake)?;
+        log::info!("capturing from {name} at {} Hz", capture.sample_rate);
         let _ = self.links.streams.send(capture);
         send_blocking(&self.links.events, Event::Device(name));
         Ok(stream)
+    }
+
+    /// Tries to reopen a lost device; on success announces it and returns the stream.
+    /// `how` says what prompted the attempt, for the log.
+    fn restore(&self, wake: &Sender<()>, attempt: usize, how: &str) -> Option<OpenStream> {
+        let stream = self.reopen(wake).ok()?;
+        log::info!("capture device restored after {attempt} attempts ({how})");
+        send_blocking(
+            &self.links.events,
+            Event::Error {
+                kind: ErrorKind::DeviceRestored,
+                message: "the capture device is back; listening again".into(),
+            },
+        );
+        send_blocking(&self.links.events, Event::State(State::Listening));
+        Some(stream)
     }
 
     fn supervise(self, mut stream: Option<OpenStream>, wake_tx: Sender<()>, wake_rx: Receiver<()>) {
@@ -499,7 +651,26 @@ impl DeviceSource {
         let mut paused = false;
         let mut lost = stream.is_none();
         let mut attempt = 0usize;
+        // While the device is lost, the sound servers are watched for its
+        // return (`watch.rs`); the backoff below is the fallback.
+        let (appeared_tx, appeared_rx) = crossbeam_channel::bounded::<()>(1);
+        let mut watch: Option<ServerWatch> = None;
+        // A watcher that ends (its server died, or accepts and drops
+        // connections) is started again at most this often: its first
+        // announcement prompts a retry, which must not become a busy loop.
+        let watch_every = Duration::from_millis(RETRY_BACKOFF_MS[0]);
+        let mut watch_started: Option<std::time::Instant> = None;
         loop {
+            if lost && !paused {
+                let dead = !watch.as_ref().is_some_and(ServerWatch::is_alive);
+                if dead && watch_started.is_none_or(|t| t.elapsed() >= watch_every) {
+                    watch = Some(ServerWatch::start(self.selector.host(), &appeared_tx));
+                    watch_started = Some(std::time::Instant::now());
+                }
+            } else {
+                watch = None;
+                watch_started = None;
+            }
             let timeout = if lost && !paused {
                 Duration::from_millis(RETRY_BACKOFF_MS[attempt.min(RETRY_BACKOFF_MS.len() - 1)])
             } else {
@@ -558,19 +729,19 @@ impl DeviceSource {
                         send_blocking(&self.links.events, Event::State(State::NoDevice));
                     }
                 },
+                recv(appeared_rx) -> _ => {
+                    // A server announced a device (or came back itself).
+                    if lost && !paused {
+                        attempt += 1;
+                        stream = self.restore(&wake_tx, attempt, "announced by the sound server");
+                        lost = stream.is_none();
+                    }
+                },
                 default(timeout) => {
                     if lost && !paused {
                         attempt += 1;
-                        if let Ok(s) = self.reopen(&wake_tx) {
-                            stream = Some(s);
-                            lost = false;
-                            log::info!("capture device restored after {attempt} attempts");
-                            send_blocking(&self.links.events, Event::Error {
-                                kind: ErrorKind::DeviceRestored,
-                                message: "the capture device is back; listening again".into(),
-                            });
-                            send_blocking(&self.links.events, Event::State(State::Listening));
-                        }
+                        stream = self.restore(&wake_tx, attempt, "found on a retry");
+                        lost = stream.is_none();
                     }
                 }
             }

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod device;
+pub mod watch;
 pub mod wav;
 
 use std::sync::Arc;

@@ -53,9 +53,9 @@ enum Loss {
 
 /// The device goes away while a sentence is being spoken, comes back, and the
 /// next sentence is transcribed.
-fn loss_and_return(device: Option<&str>, loss: Loss) {
+fn loss_and_return(server: Server, device: Option<&str>, loss: Loss) {
     model_path();
-    let mut mic = VirtualMic::start();
+    let mut mic = VirtualMic::start_on(server);
     let dir = scratch();
     let long = sentence_wav(
         dir.path(),
@@ -116,10 +116,17 @@ fn loss_and_return(device: Option<&str>, loss: Loss) {
         |e| e["event"] == "error" && e["kind"] == "device-restored",
         Duration::from_secs(15),
     );
-    eprintln!(
-        "{loss:?}: reattached {} ms after the device returned",
-        back.elapsed().as_millis()
-    );
+    let reattach_ms = back.elapsed().as_millis();
+    eprintln!("{server:?} {loss:?}: reattached {reattach_ms} ms after the device returned");
+    if let Loss::Unplug = loss {
+        // The server announces the device: sottod reopens at once, not at
+        // its next retry (which would be 2-4 s after the 8 s of waiting).
+        let log = daemon.wait_log("capture device restored after", Duration::from_secs(1));
+        assert!(
+            log.contains("announced by the sound server"),
+            "{server:?}: the return was found by the backoff, not announced: {log}"
+        );
+    }
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
     let heard = say_and_hear(&mic, &mut daemon, &short);
     let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
@@ -137,25 +144,80 @@ fn loss_and_return(device: Option<&str>, loss: Loss) {
 
 #[test]
 fn the_microphone_unplugged_and_plugged_back_on_the_pulseaudio_host() {
-    loss_and_return(None, Loss::Unplug);
+    loss_and_return(Server::PulseAudio, None, Loss::Unplug);
+}
+
+#[test]
+fn the_microphone_unplugged_and_plugged_back_on_the_pipewire_host() {
+    loss_and_return(Server::PipeWire, Some("pipewire:vmic"), Loss::Unplug);
+}
+
+#[test]
+/// On PipeWire the default input is a stream the session manager routes:
+/// when the microphone goes and comes back, PipeWire links the stream to it
+/// again, and sottod hears it without reopening anything.
+fn the_default_microphone_on_pipewire_is_followed_when_it_comes_back() {
+    model_path();
+    let mic = VirtualMic::start_on(Server::PipeWire);
+    let dir = scratch();
+    let short = sentence_wav(dir.path(), "short.wav", SENTENCE);
+    let mut cmd = mic.sottod();
+    cmd.args(["--json", "-v"]);
+    let mut daemon = LiveDaemon::spawn(cmd);
+    daemon.wait_log(
+        "capturing from pipewire:input_default",
+        Duration::from_secs(30),
+    );
+    mic.bus.wait_for_state("listening", Duration::from_secs(5));
+    let heard = say_and_hear(&mic, &mut daemon, &short);
+    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
+    assert!(errors * 5 <= words, "before: {heard}");
+    mic.unplug();
+    std::thread::sleep(Duration::from_secs(1));
+    mic.plug_in();
+    std::thread::sleep(Duration::from_millis(500));
+    let heard = say_and_hear(&mic, &mut daemon, &short);
+    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
+    assert!(errors * 5 <= words, "after the return: {heard}");
+    let (run, _) = daemon.stop(15, Duration::from_secs(10));
+    assert!(run.status.success(), "{}", run.stderr);
+    utterances(&run.events());
 }
 
 #[test]
 fn the_sound_server_crashes_and_restarts_on_the_pulseaudio_host() {
-    loss_and_return(Some("pulseaudio:vmic.monitor"), Loss::ServerCrash);
+    loss_and_return(
+        Server::PulseAudio,
+        Some("pulseaudio:vmic.monitor"),
+        Loss::ServerCrash,
+    );
+}
+
+#[test]
+fn the_sound_server_crashes_and_restarts_on_the_pipewire_host() {
+    loss_and_return(Server::PipeWire, Some("pipewire:vmic"), Loss::ServerCrash);
 }
 
 #[test]
 fn the_sound_server_crashes_and_restarts_under_the_alsa_host() {
     // ALSA through the pulse plugin: the error callback fires in a storm when
     // the server goes; the first error must stop it.
-    loss_and_return(Some("alsa:default"), Loss::ServerCrash);
+    loss_and_return(Server::PulseAudio, Some("alsa:default"), Loss::ServerCrash);
 }
 
 #[test]
 fn without_a_sound_server_sottod_waits_in_no_device_and_attaches_when_it_starts() {
+    attach_when_the_server_starts(Server::PulseAudio);
+}
+
+#[test]
+fn without_pipewire_sottod_waits_in_no_device_and_attaches_when_it_starts() {
+    attach_when_the_server_starts(Server::PipeWire);
+}
+
+fn attach_when_the_server_starts(server: Server) {
     model_path();
-    let mut mic = VirtualMic::without_server();
+    let mut mic = VirtualMic::without_server_on(server);
     let dir = scratch();
     let short = sentence_wav(dir.path(), "short.wav", SENTENCE);
     let mut cmd = mic.sottod();
@@ -176,6 +238,12 @@ fn without_a_sound_server_sottod_waits_in_no_device_and_attaches_when_it_starts(
     daemon.wait_event(
         |e| e["event"] == "error" && e["kind"] == "device-restored",
         Duration::from_secs(15),
+    );
+    // The server that started is the one used (PipeWire's, natively).
+    let opened = daemon.wait_log("capturing from", Duration::from_secs(1));
+    assert!(
+        opened.contains(&format!("capturing from {} ", server.default_device())),
+        "{server:?}: {opened}"
     );
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
     let heard = say_and_hear(&mic, &mut daemon, &short);
@@ -208,12 +276,21 @@ fn a_named_device_that_does_not_exist_is_an_error_listing_the_devices() {
 
 #[test]
 fn pause_releases_the_microphone_and_resume_takes_it_back() {
+    pause_and_resume(Server::PulseAudio);
+}
+
+#[test]
+fn pause_releases_the_pipewire_microphone_and_resume_takes_it_back() {
+    pause_and_resume(Server::PipeWire);
+}
+
+fn pause_and_resume(server: Server) {
     model_path();
-    let mic = VirtualMic::start();
+    let mic = VirtualMic::start_on(server);
     let dir = scratch();
     let short = sentence_wav(dir.path(), "short.wav", SENTENCE);
     let mut cmd = mic.sottod();
-    cmd.args(["--json", "--device", "vmic.monitor"]);
+    cmd.args(["--json", "--device", server.device()]);
     let mut daemon = LiveDaemon::spawn(cmd);
     mic.bus.wait_for_name();
     mic.bus.wait_for_state("listening", Duration::from_secs(30));

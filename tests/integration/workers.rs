@@ -197,7 +197,7 @@ fn the_device_supervisor_exits_when_its_handle_is_dropped() {
     let mic = VirtualMic::without_server();
     let _env = mic.apply_env();
     let (source, events) = start_source(
-        SourceInput::Device(DeviceSelector::Default),
+        SourceInput::Device(DeviceSelector::Default(Default::default())),
         Duration::from_millis(600),
     );
     assert!(

@@ -242,10 +242,13 @@ impl LiveDaemon {
         }
     }
 
-    /// Waits for a stderr line containing `needle`.
-    pub fn wait_log(&mut self, needle: &str, limit: Duration) {
+    /// Waits for a stderr line containing `needle`, and returns it.
+    pub fn wait_log(&mut self, needle: &str, limit: Duration) -> String {
         let start = Instant::now();
-        while !self.stderr.iter().any(|l| l.contains(needle)) {
+        loop {
+            if let Some(line) = self.stderr.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
             assert!(
                 start.elapsed() < limit,
                 "no {needle:?} on stderr within {limit:?}: {:#?}",
