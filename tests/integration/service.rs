@@ -261,7 +261,7 @@ fn check_binaries(dir: &Path) {
                 "libgcc_s",
                 "libasound",
                 "libgomp",
-                "libpipewire-0",
+                "libpipewire-0.3",
             ],
             // It shares sottod's library: with some linkers (Debian's
             // toolchain) it loads what sottod loads, though it uses none of
@@ -273,7 +273,7 @@ fn check_binaries(dir: &Path) {
                 "libgcc_s",
                 "libasound",
                 "libgomp",
-                "libpipewire-0",
+                "libpipewire-0.3",
             ],
             _ => &["libc", "libm", "libgcc_s"],
         };
