@@ -137,7 +137,7 @@ impl AudioHost {
     }
 
     /// The prefix of its devices' names (`pipewire:vmic`).
-    pub fn prefix(self) -> Option<&'static str> {
+    fn prefix(self) -> Option<&'static str> {
         match self {
             AudioHost::Auto => None,
             AudioHost::Pipewire => Some("pipewire"),

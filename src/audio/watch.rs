@@ -7,7 +7,8 @@
 //! change of the server's defaults. Each announcement pokes the supervisor
 //! through a bounded(1) channel; the supervisor then tries to reopen at once.
 //! A watcher whose server goes away ends; the supervisor starts a new one
-//! at its next retry. The retry backoff stays as the fallback.
+//! while the device is still lost, at most every 250 ms. The retry backoff
+//! stays as the fallback.
 
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
@@ -54,15 +55,21 @@ impl ServerWatch {
     }
 }
 
-/// PipeWire's socket, looked up now (cpal caches its answer from the first
-/// call, so a server started later would never be seen through it).
+/// PipeWire's socket, looked up now by cpal's own rule (cpal caches its
+/// answer from the first call, so a server started later would never be seen
+/// through it): `$PIPEWIRE_RUNTIME_DIR`, `$XDG_RUNTIME_DIR`, or the latter's
+/// parent (where a snap's runtime dir keeps it).
 pub fn pipewire_socket() -> Option<PathBuf> {
-    let dirs = ["PIPEWIRE_RUNTIME_DIR", "XDG_RUNTIME_DIR", "USERPROFILE"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .map(PathBuf::from);
-    let name = std::env::var_os("PIPEWIRE_REMOTE").unwrap_or_else(|| "pipewire-0".into());
-    dirs.map(|d| d.join(&name)).find(|p| p.exists())
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let dirs = [
+        std::env::var_os("PIPEWIRE_RUNTIME_DIR").map(PathBuf::from),
+        runtime.clone(),
+        runtime.and_then(|r| r.parent().map(PathBuf::from)),
+    ];
+    dirs.into_iter()
+        .flatten()
+        .map(|d| d.join("pipewire-0"))
+        .find(|p| p.exists())
 }
 
 /// The PulseAudio (or pipewire-pulse) socket the environment names, if it exists.

@@ -39,6 +39,14 @@ fn say_and_hear(mic: &VirtualMic, daemon: &mut LiveDaemon, wav: &Path) -> Value 
     final_event
 }
 
+/// Plays the one-sentence `wav` (of [`SENTENCE`]) and asserts its transcript
+/// is the sentence, at most one word in five off; `when` names the moment.
+fn hears_the_sentence(mic: &VirtualMic, daemon: &mut LiveDaemon, wav: &Path, when: &str) {
+    let heard = say_and_hear(mic, daemon, wav);
+    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
+    assert!(errors * 5 <= words, "{when}: {heard}");
+}
+
 fn words_of(event: &Value) -> String {
     normalize(event["text"].as_str().unwrap_or(""))
 }
@@ -128,9 +136,7 @@ fn loss_and_return(server: Server, device: Option<&str>, loss: Loss) {
         );
     }
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
-    let heard = say_and_hear(&mic, &mut daemon, &short);
-    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 5 <= words, "after the return: {heard}");
+    hears_the_sentence(&mic, &mut daemon, &short, "after the return");
 
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
@@ -169,16 +175,12 @@ fn the_default_microphone_on_pipewire_is_followed_when_it_comes_back() {
         Duration::from_secs(30),
     );
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
-    let heard = say_and_hear(&mic, &mut daemon, &short);
-    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 5 <= words, "before: {heard}");
+    hears_the_sentence(&mic, &mut daemon, &short, "before");
     mic.unplug();
     std::thread::sleep(Duration::from_secs(1));
     mic.plug_in();
     std::thread::sleep(Duration::from_millis(500));
-    let heard = say_and_hear(&mic, &mut daemon, &short);
-    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 5 <= words, "after the return: {heard}");
+    hears_the_sentence(&mic, &mut daemon, &short, "after the return");
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
     utterances(&run.events());
@@ -246,9 +248,7 @@ fn attach_when_the_server_starts(server: Server) {
         "{server:?}: {opened}"
     );
     mic.bus.wait_for_state("listening", Duration::from_secs(5));
-    let heard = say_and_hear(&mic, &mut daemon, &short);
-    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 5 <= words, "{heard}");
+    hears_the_sentence(&mic, &mut daemon, &short, "after the server started");
     let (run, _) = daemon.stop(15, Duration::from_secs(10));
     assert!(run.status.success(), "{}", run.stderr);
     assert!(!run.stderr.contains("ALSA lib"), "{}", run.stderr);
@@ -343,9 +343,7 @@ fn pause_and_resume(server: Server) {
         .join()
         .expect("GetStats and State answered throughout");
     assert!(calls > 0);
-    let heard = say_and_hear(&mic, &mut daemon, &short);
-    let (errors, words) = word_errors(&normalize(SENTENCE), &words_of(&heard));
-    assert!(errors * 5 <= words, "after Resume: {heard}");
+    hears_the_sentence(&mic, &mut daemon, &short, "after Resume");
 
     // A Resume that cannot open the device says why, as a D-Bus error.
     mic.bus.call("Pause");
