@@ -81,7 +81,12 @@ fn main() {
     for round in 0..rounds {
         let counters = Arc::new(CaptureCounters::default());
         let (producer, mut consumer) = ring(RATE as u32, 4.0);
-        let mut writer = CaptureWriter::new(producer, 2, counters.clone());
+        let mut writer = CaptureWriter::new(
+            producer,
+            2,
+            counters.clone(),
+            sotto::audio::capture::Doorbell::new(RATE as u32),
+        );
         let mut frontend = Frontend::new(settings);
         frontend.begin_stream(RATE as u32, 0);
         let mut block = vec![0.0f32; 4096];

@@ -4,7 +4,15 @@
 //! - never allocates or frees memory,
 //! - never takes a lock, never blocks, never sleeps, never logs, never does I/O,
 //! - only converts samples to `f32`, downmixes them to mono, writes them into the
-//!   pre-allocated [`rtrb`] ring and bumps relaxed atomics.
+//!   pre-allocated [`rtrb`] ring, bumps relaxed atomics and rings the
+//!   [`Doorbell`]: `Thread::unpark` on the dsp thread, an atomic swap plus a
+//!   futex wake only when that thread is parked (no allocation, no lock; cpal's
+//!   own PipeWire callback wakes its realtime-promotion thread the same way).
+//!
+//! While nobody speaks the doorbell rings once per ~100 ms of audio, so an
+//! idle daemon's dsp thread wakes ten times a second whatever the device's
+//! period; while an utterance is open it rings on every buffer, so the end of
+//! speech is read as soon as the device delivers it.
 //!
 //! When the ring is full the newest frames are dropped and counted: the consumer
 //! (the dsp thread) is late, and blocking here would make the sound server drop
@@ -13,8 +21,10 @@
 //! `tests/callback_alloc.rs` drives [`CaptureWriter::write`] under an allocation
 //! guard for every sample format and fails on any allocation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
 
 use cpal::{FromSample, Sample};
 
@@ -25,6 +35,80 @@ pub struct CaptureCounters {
     pub frames_captured: AtomicU64,
     /// Mono frames lost because the ring was full.
     pub frames_lost: AtomicU64,
+}
+
+/// How a ring's writer wakes its reader: the reader parks when the ring is
+/// empty and the writer unparks it once enough audio is waiting. One per ring.
+#[derive(Debug)]
+pub struct Doorbell {
+    /// The reading thread, set once by [`Doorbell::answer`].
+    reader: OnceLock<Thread>,
+    /// Frames the writer lets gather between two rings (0: every write).
+    every: AtomicUsize,
+    /// That number while the reader is quiet: ~100 ms of audio.
+    quiet_every: usize,
+    /// Rings so far (the reader's wake-ups by its writer), for the stats.
+    rung: AtomicU64,
+}
+
+/// How long the reader waits for a ring before looking at its ring anyway. A
+/// guard only: the writer rings whenever there is audio to read and when it
+/// leaves, and there is nothing to do while a stalled device writes nothing.
+pub const DOORBELL_WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+impl Doorbell {
+    /// A doorbell for a ring of `sample_rate` frames a second; it rings on
+    /// every write until the reader says it is quiet.
+    pub fn new(sample_rate: u32) -> Arc<Self> {
+        Arc::new(Self {
+            reader: OnceLock::new(),
+            every: AtomicUsize::new(0),
+            quiet_every: (sample_rate as usize / 10).max(1),
+            rung: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes the calling thread the one the doorbell wakes (the first call wins).
+    pub fn answer(&self) {
+        let _ = self.reader.set(std::thread::current());
+    }
+
+    /// Quiet: wake the reader every ~100 ms of audio; otherwise on every write.
+    pub fn set_quiet(&self, quiet: bool) {
+        let every = if quiet { self.quiet_every } else { 0 };
+        self.every.store(every, Ordering::Relaxed);
+    }
+
+    /// How many times the writer has rung.
+    pub fn rung(&self) -> u64 {
+        self.rung.load(Ordering::Relaxed)
+    }
+
+    /// Parks the calling reader until the writer rings, it leaves, or
+    /// [`DOORBELL_WAIT_LIMIT`] passes (a wake-up may also come early: the
+    /// caller looks at its ring and waits again).
+    pub fn wait(&self) {
+        std::thread::park_timeout(DOORBELL_WAIT_LIMIT);
+    }
+
+    /// Wakes the reader, if one answered. Realtime-safe: see the module header.
+    #[inline]
+    fn ring(&self) {
+        self.rung.fetch_add(1, Ordering::Relaxed);
+        if let Some(reader) = self.reader.get() {
+            reader.unpark();
+        }
+    }
+}
+
+/// Rings once more when the writer is dropped. A field declared after the
+/// producer, so the ring is already abandoned when the reader wakes.
+struct LastRing(Arc<Doorbell>);
+
+impl Drop for LastRing {
+    fn drop(&mut self) {
+        self.0.ring();
+    }
 }
 
 /// The producer side of the audio ring, owned by the device callback (or the WAV
@@ -38,14 +122,20 @@ pub struct CaptureWriter {
     channel_gain: f32,
     /// Shared with the stats; only `fetch_add(Relaxed)` here.
     counters: Arc<CaptureCounters>,
+    /// Frames written since the doorbell last rang.
+    unrung: usize,
+    /// Wakes the dsp thread; after `producer`, so dropping rings last.
+    bell: LastRing,
 }
 
 impl CaptureWriter {
-    /// Wraps a producer; `channels` is the device's interleaved channel count (≥ 1).
+    /// Wraps a producer; `channels` is the device's interleaved channel count
+    /// (≥ 1); `doorbell` wakes the ring's reader.
     pub fn new(
         producer: rtrb::Producer<f32>,
         channels: usize,
         counters: Arc<CaptureCounters>,
+        doorbell: Arc<Doorbell>,
     ) -> Self {
         let channels = channels.max(1);
         Self {
@@ -53,6 +143,18 @@ impl CaptureWriter {
             channels,
             channel_gain: 1.0 / channels as f32,
             counters,
+            unrung: 0,
+            bell: LastRing(doorbell),
+        }
+    }
+
+    /// Counts `n` frames written and rings the doorbell when enough have gathered.
+    #[inline]
+    fn gathered(&mut self, n: usize) {
+        self.unrung = self.unrung.saturating_add(n);
+        if self.unrung >= self.bell.0.every.load(Ordering::Relaxed) {
+            self.unrung = 0;
+            self.bell.0.ring();
         }
     }
 
@@ -91,6 +193,8 @@ impl CaptureWriter {
                 .frames_lost
                 .fetch_add(n_lost as u64, Ordering::Relaxed);
         }
+        // A full ring rings at once: its reader is late.
+        self.gathered(if n_lost > 0 { usize::MAX } else { n_writable });
         n_lost
     }
 
@@ -106,6 +210,7 @@ impl CaptureWriter {
             }
             let n = rest.len().min(self.producer.slots());
             if n == 0 {
+                self.gathered(usize::MAX);
                 std::thread::sleep(FULL_RING_WAIT);
                 continue;
             }
@@ -115,6 +220,7 @@ impl CaptureWriter {
             self.counters
                 .frames_captured
                 .fetch_add(n as u64, Ordering::Relaxed);
+            self.gathered(n);
             rest = &rest[n..];
         }
         true
@@ -132,4 +238,52 @@ const MIN_RING_FRAMES: usize = 1024;
 pub fn ring(sample_rate: u32, seconds: f32) -> (rtrb::Producer<f32>, rtrb::Consumer<f32>) {
     let capacity = ((sample_rate as f32 * seconds).ceil() as usize).max(MIN_RING_FRAMES);
     rtrb::RingBuffer::new(capacity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(rate: u32, seconds: f32) -> (CaptureWriter, rtrb::Consumer<f32>, Arc<Doorbell>) {
+        let (producer, consumer) = ring(rate, seconds);
+        let bell = Doorbell::new(rate);
+        let writer = CaptureWriter::new(producer, 1, Default::default(), bell.clone());
+        (writer, consumer, bell)
+    }
+
+    #[test]
+    fn the_doorbell_rings_every_write_until_quiet_then_every_100_ms() {
+        let (mut w, _consumer, bell) = writer(48_000, 4.0);
+        let buffer = [0.0f32; 480]; // 10 ms
+        for _ in 0..10 {
+            w.write(&buffer);
+        }
+        assert_eq!(
+            bell.rung(),
+            10,
+            "every write while an utterance may be open"
+        );
+        bell.set_quiet(true);
+        for _ in 0..100 {
+            w.write(&buffer);
+        }
+        assert_eq!(bell.rung(), 10 + 10, "once per 100 ms of audio while quiet");
+        bell.set_quiet(false);
+        w.write(&buffer);
+        assert_eq!(bell.rung(), 21);
+    }
+
+    #[test]
+    fn a_full_ring_and_a_leaving_writer_ring_at_once() {
+        let (mut w, consumer, bell) = writer(1_000, 1.0);
+        bell.set_quiet(true);
+        w.write(&[0.0f32; 10]);
+        assert_eq!(bell.rung(), 0);
+        // 1,024 slots (the smallest ring): this write loses frames.
+        assert!(w.write(&[0.0f32; 2_000]) > 0);
+        assert_eq!(bell.rung(), 1, "a full ring wakes its late reader");
+        drop(w);
+        assert_eq!(bell.rung(), 2, "the writer's last ring");
+        assert!(consumer.is_abandoned());
+    }
 }

@@ -500,7 +500,13 @@ fn build_stream(
 ) -> Result<(OpenStream, CaptureStream), String> {
     let config = *config;
     let (producer, consumer) = capture::ring(config.sample_rate, RING_SECONDS);
-    let writer = CaptureWriter::new(producer, config.channels as usize, counters.clone());
+    let doorbell = capture::Doorbell::new(config.sample_rate);
+    let writer = CaptureWriter::new(
+        producer,
+        config.channels as usize,
+        counters.clone(),
+        doorbell.clone(),
+    );
     let failed = Arc::new(AtomicBool::new(false));
     let (f, w) = (failed.clone(), wake.clone());
     let stream = match format {
@@ -530,6 +536,7 @@ fn build_stream(
             consumer,
             sample_rate: config.sample_rate,
             origin_ms,
+            doorbell,
         },
     ))
 }

@@ -27,6 +27,8 @@ pub struct CaptureStream {
     pub sample_rate: u32,
     /// Capture clock: Unix epoch milliseconds of the ring's first frame.
     pub origin_ms: u64,
+    /// Rung by the ring's writer; the dsp thread waits on it when the ring is empty.
+    pub doorbell: Arc<capture::Doorbell>,
 }
 
 /// A source's answer to a command: `Err` says why it could not be done.

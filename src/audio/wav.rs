@@ -222,15 +222,17 @@ impl WavInput {
         let open = |counters: &Arc<CaptureCounters>, how: &str| -> Option<CaptureWriter> {
             let (producer, consumer) = capture::ring(rate, RING_SECONDS);
             let origin_ms = now_ms();
+            let doorbell = capture::Doorbell::new(rate);
             streams
                 .send(CaptureStream {
                     consumer,
                     sample_rate: rate,
                     origin_ms,
+                    doorbell: doorbell.clone(),
                 })
                 .ok()?;
             log::info!("input file {how} from capture clock {origin_ms} ms");
-            Some(CaptureWriter::new(producer, 1, counters.clone()))
+            Some(CaptureWriter::new(producer, 1, counters.clone(), doorbell))
         };
         let Some(mut writer) = open(&counters, "plays") else {
             return;

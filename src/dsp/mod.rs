@@ -7,7 +7,6 @@ pub mod vad;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -18,14 +17,6 @@ use crate::pipeline::{now_ms, Hold, Job, PartialSlot, Speculation, WorkerThread,
 use resample::Resampler;
 use segmenter::{Segment, Segmenter, SegmenterSettings};
 use vad::{Framer, Vad};
-
-/// How long the dsp thread sleeps when its ring is empty while an utterance is
-/// open or starting: the end of speech is seen at most this late.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// The same while nobody speaks: an onset is timestamped from the capture
-/// clock, so reading it up to 50 ms late changes no boundary and no latency,
-/// and an idle daemon wakes 20 times a second instead of 100.
-pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// `--partials`: an interim decode about this often (ms of speech)…
 pub const PARTIAL_EVERY_MS: u64 = 500;
@@ -95,8 +86,14 @@ impl Dsp {
                 mut consumer,
                 sample_rate,
                 origin_ms,
+                doorbell,
             } = stream;
             frontend.begin_stream(sample_rate, origin_ms);
+            // The writer wakes this thread when audio is waiting: every ~100 ms
+            // of it while nobody speaks (an onset is timestamped from the
+            // capture clock, so reading it late changes no boundary), on every
+            // buffer while an utterance is open or starting.
+            doorbell.answer();
             loop {
                 // Check for abandonment before reading, so frames written just
                 // before the writer left are still read.
@@ -106,11 +103,8 @@ impl Dsp {
                     if abandoned {
                         break;
                     }
-                    std::thread::sleep(if frontend.is_quiet() {
-                        IDLE_POLL_INTERVAL
-                    } else {
-                        POLL_INTERVAL
-                    });
+                    doorbell.set_quiet(frontend.is_quiet());
+                    doorbell.wait();
                     continue;
                 }
                 let n = available.min(READ_BLOCK);
