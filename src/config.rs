@@ -314,6 +314,11 @@ impl Config {
                         "--device and --input-file exclude each other; give one of them".into(),
                     ));
                 }
+                if cli.host != crate::audio::device::AudioHost::Auto {
+                    return Err(ConfigError(
+                        "--host and --input-file exclude each other: a file is read without a sound server; leave --host out".into(),
+                    ));
+                }
                 Input::File {
                     path: path.clone(),
                     paced: !cli.no_pace,

@@ -681,6 +681,37 @@ fn m8_an_error_from_an_environment_variable_names_it() {
 }
 
 #[test]
+/// A sound server chosen for a file, which no sound server reads, is refused,
+/// from the flag or from the unit's environment file.
+fn host_with_an_input_file_is_a_one_line_error() {
+    let bus = PrivateBus::start();
+    let dir = scratch();
+    let wav = dir.path().join("s.wav");
+    Session::new(16_000).silence(1.0).write(&wav);
+    let file = ["--input-file", wav.to_str().unwrap()];
+    let run = Run::from(
+        sottod(&bus)
+            .args(file)
+            .args(["--host", "pipewire"])
+            .output()
+            .unwrap(),
+    );
+    assert_clean_failure(&run, "--host and --input-file exclude each other");
+    assert!(run.stderr.contains("leave --host out"), "{}", run.stderr);
+    let run = Run::from(
+        sottod(&bus)
+            .args(file)
+            .env("SOTTO_HOST", "alsa")
+            .output()
+            .unwrap(),
+    );
+    assert_clean_failure(
+        &run,
+        "--host (from SOTTO_HOST) and --input-file exclude each other",
+    );
+}
+
+#[test]
 /// L13: the model (and its language) are checked before the bus is
 /// contacted: without a bus, a wrong --model is what the error names.
 fn l13_the_model_is_checked_before_the_bus() {
