@@ -216,7 +216,36 @@ pub fn has_looping_word(text: &str) -> bool {
 /// utterance that is one sentence said twice keeps one.
 pub fn collapse_repeats(text: &str) -> String {
     let text = cut_repeated_run(text);
+    let text = collapse_repeated_phrase(&text);
     collapse_repeated_sentences(&text)
+}
+
+/// A short utterance whose whole text is one phrase of two or more words
+/// written twice or more ("In 1813, in 1813,": Whisper writing a short
+/// utterance's words again after them) keeps one copy, without the comma
+/// the repetition left. Single words said twice ("no, no") stay.
+fn collapse_repeated_phrase(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keys: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect();
+    for n in 2..=keys.len() / 2 {
+        if keys.len() % n == 0
+            && keys
+                .iter()
+                .zip(keys[..n].iter().cycle())
+                .all(|(a, b)| a == b)
+        {
+            return words[..n].join(" ").trim_end_matches(',').to_string();
+        }
+    }
+    text.to_string()
 }
 
 /// Words are compared without case and punctuation.
@@ -432,6 +461,14 @@ mod tests {
             "And so my fellow Americans."
         );
         assert_eq!(collapse_repeats("Go. Stop."), "Go. Stop.");
+        assert_eq!(collapse_repeats("In 1813, in 1813,"), "In 1813");
+        assert_eq!(
+            collapse_repeats("Lights on, lights on, lights on."),
+            "Lights on"
+        );
+        assert_eq!(collapse_repeats("No, no."), "No, no.");
+        assert_eq!(collapse_repeats("In 1813, in 1814,"), "In 1813, in 1814,");
+        assert_eq!(collapse_repeats("one two one"), "one two one");
         assert_eq!(collapse_repeats("No. No! No."), "No.");
         assert_eq!(collapse_repeats("turn on the lights"), "turn on the lights");
         assert_eq!(
