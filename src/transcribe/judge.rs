@@ -223,7 +223,9 @@ pub fn collapse_repeats(text: &str) -> String {
 /// A short utterance whose whole text is one phrase of two or more words
 /// written twice or more ("In 1813, in 1813,": Whisper writing a short
 /// utterance's words again after them) keeps one copy, without the comma
-/// the repetition left. Single words said twice ("no, no") stay.
+/// the repetition left. A text that is one word over and over ("no, no", or
+/// a decoder loop "O O O O", which the non-speech judge must still see)
+/// stays as it is.
 fn collapse_repeated_phrase(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let keys: Vec<String> = words
@@ -235,17 +237,18 @@ fn collapse_repeated_phrase(text: &str) -> String {
                 .to_lowercase()
         })
         .collect();
-    for n in 2..=keys.len() / 2 {
-        if keys.len() % n == 0
+    // The shortest phrase the whole text repeats.
+    let period = (1..=keys.len() / 2).find(|&n| {
+        keys.len() % n == 0
             && keys
                 .iter()
                 .zip(keys[..n].iter().cycle())
                 .all(|(a, b)| a == b)
-        {
-            return words[..n].join(" ").trim_end_matches(',').to_string();
-        }
+    });
+    match period {
+        Some(n) if n >= 2 => words[..n].join(" ").trim_end_matches(',').to_string(),
+        _ => text.to_string(),
     }
-    text.to_string()
 }
 
 /// Words are compared without case and punctuation.
@@ -469,6 +472,9 @@ mod tests {
         assert_eq!(collapse_repeats("No, no."), "No, no.");
         assert_eq!(collapse_repeats("In 1813, in 1814,"), "In 1813, in 1814,");
         assert_eq!(collapse_repeats("one two one"), "one two one");
+        // A decoder loop on one word is left for the non-speech judge.
+        assert_eq!(collapse_repeats("O O O O"), "O O O O");
+        assert!(non_speech_text(&collapse_repeats("O O O O")).is_some());
         assert_eq!(collapse_repeats("No. No! No."), "No.");
         assert_eq!(collapse_repeats("turn on the lights"), "turn on the lights");
         assert_eq!(
