@@ -586,14 +586,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 }
 
 /// Resolves on SIGINT or SIGTERM. SIGHUP is caught and ignored (logged), so a
-/// closed terminal does not stop the daemon.
-pub async fn shutdown_signal() {
+/// closed terminal does not stop the daemon. The handlers are installed when
+/// this is called (inside the runtime), not when the future is first polled:
+/// that is after "ready", and a SIGTERM sent the moment a client sees it
+/// would otherwise meet the default action and kill sottod mid-start.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
-    ) else {
+    );
+    async move { wait_for_shutdown(handlers).await }
+}
+
+type Handler = std::io::Result<tokio::signal::unix::Signal>;
+
+async fn wait_for_shutdown(handlers: (Handler, Handler, Handler)) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = handlers else {
         // Without signal handlers the default actions apply; never resolve.
         return std::future::pending().await;
     };

@@ -46,7 +46,12 @@ fn main() -> ExitCode {
             Err(e) => log::warn!("bus thread keeps its priority: {e}"),
         }
     });
-    match runtime.block_on(sotto::daemon::run(config, sotto::daemon::shutdown_signal())) {
+    // The signal handlers go in before anything can say "ready".
+    let shutdown = {
+        let _runtime = runtime.enter();
+        sotto::daemon::shutdown_signal()
+    };
+    match runtime.block_on(sotto::daemon::run(config, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
