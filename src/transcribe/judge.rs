@@ -228,15 +228,7 @@ pub fn collapse_repeats(text: &str) -> String {
 /// stays as it is.
 fn collapse_repeated_phrase(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let keys: Vec<String> = words
-        .iter()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .collect();
+    let keys = comparison_keys(&words);
     // The shortest phrase the whole text repeats.
     let period = (1..=keys.len() / 2).find(|&n| {
         keys.len() % n == 0
@@ -251,10 +243,9 @@ fn collapse_repeated_phrase(text: &str) -> String {
     }
 }
 
-/// Words are compared without case and punctuation.
-fn cut_repeated_run(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let keys: Vec<String> = words
+/// Each word as repeats are compared: without case and punctuation.
+fn comparison_keys(words: &[&str]) -> Vec<String> {
+    words
         .iter()
         .map(|w| {
             w.chars()
@@ -262,7 +253,13 @@ fn cut_repeated_run(text: &str) -> String {
                 .collect::<String>()
                 .to_lowercase()
         })
-        .collect();
+        .collect()
+}
+
+/// Words are compared by [`comparison_keys`].
+fn cut_repeated_run(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let keys = comparison_keys(&words);
     for end in MIN_REPEATED_RUN..=keys.len() {
         // Does the run ending at `end` repeat right after itself, fully or to the end of the text?
         for n in MIN_REPEATED_RUN..=end {
