@@ -216,6 +216,7 @@ pub fn has_looping_word(text: &str) -> bool {
 /// utterance that is one sentence said twice keeps one.
 pub fn collapse_repeats(text: &str) -> String {
     let text = cut_repeated_run(text);
+    let text = cut_trailing_repeat(&text);
     let text = collapse_repeated_phrase(&text);
     collapse_repeated_sentences(&text)
 }
@@ -241,6 +242,29 @@ fn collapse_repeated_phrase(text: &str) -> String {
         Some(n) if n >= 2 => words[..n].join(" ").trim_end_matches(',').to_string(),
         _ => text.to_string(),
     }
+}
+
+/// A text that ends by writing its last phrase of two or three words again,
+/// with the comma Whisper leaves where it broke off ("… of about 1455, about
+/// 1455,"), loses the copy and that comma. A text ending in a full stop
+/// ("…, thank you, thank you.") is speech and stays; a whole text that is
+/// one phrase repeated is [`collapse_repeated_phrase`]'s.
+fn cut_trailing_repeat(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if !words.last().is_some_and(|w| w.ends_with(',')) {
+        return text.to_string();
+    }
+    let keys = comparison_keys(&words);
+    let len = keys.len();
+    for n in 2..MIN_REPEATED_RUN {
+        if len > 2 * n && keys[len - n..] == keys[len - 2 * n..len - n] {
+            return words[..len - n]
+                .join(" ")
+                .trim_end_matches(',')
+                .to_string();
+        }
+    }
+    text.to_string()
 }
 
 /// Each word as repeats are compared: without case and punctuation.
@@ -462,6 +486,18 @@ mod tests {
         );
         assert_eq!(collapse_repeats("Go. Stop."), "Go. Stop.");
         assert_eq!(collapse_repeats("In 1813, in 1813,"), "In 1813");
+        assert_eq!(
+            collapse_repeats("The Gutenberg Bible of about 1455, about 1455,"),
+            "The Gutenberg Bible of about 1455"
+        );
+        assert_eq!(
+            collapse_repeats("I said thank you, thank you."),
+            "I said thank you, thank you."
+        );
+        assert_eq!(
+            collapse_repeats("of about 1455, about 1456,"),
+            "of about 1455, about 1456,"
+        );
         assert_eq!(
             collapse_repeats("Lights on, lights on, lights on."),
             "Lights on"
