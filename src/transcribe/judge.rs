@@ -258,10 +258,7 @@ fn cut_trailing_repeat(text: &str) -> String {
     let len = keys.len();
     for n in 2..MIN_REPEATED_RUN {
         if len > 2 * n && keys[len - n..] == keys[len - 2 * n..len - n] {
-            return words[..len - n]
-                .join(" ")
-                .trim_end_matches(',')
-                .to_string();
+            return words[..len - n].join(" ").trim_end_matches(',').to_string();
         }
     }
     text.to_string()

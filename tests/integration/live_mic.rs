@@ -268,4 +268,3 @@ fn list_devices_shows_the_virtual_microphone_with_its_format() {
         "devices that cannot open are not in the table: {text}"
     );
 }
-
