@@ -212,8 +212,9 @@ pub fn has_looping_word(text: &str) -> bool {
 
 /// With a shortened `audio_ctx` Whisper sometimes writes a phrase again after
 /// itself ("fine in form it is of the first importance … fine in form …"). A run
-/// of four or more words repeated back to back is cut after its first copy; an
-/// utterance that is one sentence said twice keeps one.
+/// of four or more words repeated back to back is cut after its first copy, and
+/// so is a last phrase of two or three written again before a closing comma;
+/// an utterance that is one phrase or one sentence said twice keeps one.
 pub fn collapse_repeats(text: &str) -> String {
     let text = cut_repeated_run(text);
     let text = cut_trailing_repeat(&text);

@@ -153,7 +153,9 @@ fn live_on_both_servers_is_as_accurate_as_the_file() {
     sox(&wav16, &wav, &["-r", "48000"]);
     let fixed = ["--end-of-speech", "fixed"];
     let mut file_wers = Vec::new();
-    for offset in (0..768).step_by(128) {
+    // One VAD frame at 48 kHz, in six steps.
+    let frame = sotto::dsp::vad::FRAME_SAMPLES * 3;
+    for offset in (0..frame).step_by(frame / 6) {
         let shifted = dir.path().join(format!("shifted_{offset}.wav"));
         let mut audio = read_wav(&wav);
         audio.samples.splice(0..0, std::iter::repeat_n(0.0, offset));
