@@ -83,7 +83,10 @@ pub struct Transcriber {
 impl Transcriber {
     /// Starts the thread. Its first act is a warm-up decode; capture starts
     /// meanwhile, and a job that arrives during the warm-up waits for it in the
-    /// queue. The warm-up's time seeds the decode-time estimate.
+    /// queue. The warm-up's time does not seed the decode-time estimate: it
+    /// pays the lazy allocations and starts cold, often beside a busy start-up,
+    /// so it measured 2.4x a warm decode's pace under load and dropped the
+    /// first utterance of a session that the decoder then met easily.
     pub fn spawn<E: Engine>(engine: E, setup: TranscriberSetup) -> Self {
         let thread = std::thread::Builder::new()
             .name("whisper".into())
@@ -94,7 +97,7 @@ impl Transcriber {
                 let _ = engine.hear(&warmup, DecodeOptions::with_ctx(AUDIO_CTX_FLOOR));
                 let warm_ms = started.elapsed().as_secs_f64() * 1000.0;
                 log::debug!("warm-up decode took {warm_ms:.0} ms");
-                Worker::new(engine, setup, warm_ms / f64::from(AUDIO_CTX_FLOOR)).run()
+                Worker::new(engine, setup, None).run()
             })
             .expect("spawn whisper thread");
         Self {
@@ -136,19 +139,22 @@ pub struct Worker<E> {
     engine: E,
     setup: TranscriberSetup,
     /// The fastest decode seen, in milliseconds per encoder frame of context
-    /// (the warm-up's at first). A decode is skipped only when even this
-    /// pace would miss the deadline: the miss is then certain. An average
-    /// would not do: a slow spell raises it, the drops it causes are never
-    /// decoded, and nothing would bring it back down.
-    fastest_ms_per_ctx_frame: f64,
+    /// (`None` until a decode has finished). A decode is skipped only when
+    /// even this pace would miss the deadline: the miss is then certain.
+    /// Before any decode nothing is certain, so the first one always runs
+    /// (and is aborted at the deadline if it must be). An average would not
+    /// do: a slow spell raises it, the drops it causes are never decoded, and
+    /// nothing would bring it back down.
+    fastest_ms_per_ctx_frame: Option<f64>,
     kept: Option<Kept>,
     /// The interim decodes of the open utterance.
     agreement: Agreement,
 }
 
 impl<E: Engine> Worker<E> {
-    /// A worker whose fastest decode so far ran at `ms_per_ctx_frame`.
-    pub fn new(engine: E, setup: TranscriberSetup, ms_per_ctx_frame: f64) -> Self {
+    /// A worker whose fastest decode so far ran at `ms_per_ctx_frame` (`None`:
+    /// none has run yet).
+    pub fn new(engine: E, setup: TranscriberSetup, ms_per_ctx_frame: Option<f64>) -> Self {
         Self {
             engine,
             setup,
@@ -319,7 +325,10 @@ impl<E: Engine> Worker<E> {
             .fetch_add(decode_ms, Ordering::Relaxed);
         if result.is_ok() {
             let observed = decode_ms as f64 / f64::from(audio_ctx);
-            self.fastest_ms_per_ctx_frame = self.fastest_ms_per_ctx_frame.min(observed);
+            self.fastest_ms_per_ctx_frame = Some(
+                self.fastest_ms_per_ctx_frame
+                    .map_or(observed, |fastest| fastest.min(observed)),
+            );
         }
         Outcome {
             result,
@@ -356,7 +365,9 @@ impl<E: Engine> Worker<E> {
             None => {
                 let deadline = self.deadline(&utterance);
                 let audio_ctx = audio_ctx_for(utterance.samples.len(), AUDIO_CTX_FLOOR);
-                let expected_ms = (self.fastest_ms_per_ctx_frame * f64::from(audio_ctx)) as u64;
+                let expected_ms = self
+                    .fastest_ms_per_ctx_frame
+                    .map_or(0, |pace| (pace * f64::from(audio_ctx)) as u64);
                 // A stop is never judged by an estimate: unless its moment has
                 // come, the decode starts and is aborted if the moment comes
                 // first.
@@ -515,35 +526,59 @@ mod tests {
     }
 
     fn rig(answers: Vec<Answer>, max_latency_ms: u64, ms_per_ctx_frame: f64) -> Rig {
-        let (jobs_tx, jobs) = crossbeam_channel::bounded(4);
-        let (events, _) = tokio::sync::mpsc::channel(4);
-        let (calls, aborts) = (Arc::default(), Arc::default());
-        let (speculation, stop) = (Speculation::default(), StopDeadline::default());
+        rig_with(answers, max_latency_ms, Some(ms_per_ctx_frame))
+    }
+
+    fn rig_with(answers: Vec<Answer>, max_latency_ms: u64, ms_per_ctx_frame: Option<f64>) -> Rig {
+        let (fake, calls, aborts) = fake(answers);
+        let (setup, jobs_tx, _) = setup(max_latency_ms);
+        Rig {
+            speculation: setup.speculation.clone(),
+            stop: setup.stop.clone(),
+            worker: Worker::new(fake, setup, ms_per_ctx_frame),
+            calls,
+            aborts,
+            _jobs: jobs_tx,
+        }
+    }
+
+    type Counter = Arc<AtomicUsize>;
+
+    /// A fake engine and its call and abort counters.
+    fn fake(answers: Vec<Answer>) -> (Fake, Counter, Counter) {
+        let (calls, aborts) = (Counter::default(), Counter::default());
         let fake = Fake {
             answers: answers.into(),
             calls: Arc::clone(&calls),
             aborts: Arc::clone(&aborts),
         };
+        (fake, calls, aborts)
+    }
+
+    /// A setup with the ends its channels need: the job sender and the
+    /// event receiver.
+    fn setup(
+        max_latency_ms: u64,
+    ) -> (
+        TranscriberSetup,
+        crossbeam_channel::Sender<Job>,
+        tokio::sync::mpsc::Receiver<Event>,
+    ) {
+        let (jobs_tx, jobs) = crossbeam_channel::bounded(4);
+        let (events, events_rx) = tokio::sync::mpsc::channel(4);
         let setup = TranscriberSetup {
             jobs,
             events,
             max_latency_ms,
             counters: Arc::default(),
-            speculation: speculation.clone(),
-            stop: stop.clone(),
+            speculation: Speculation::default(),
+            stop: StopDeadline::default(),
             threads: 1,
             end_hint: EndHint::default(),
             language: "en".into(),
             partials: None,
         };
-        Rig {
-            worker: Worker::new(fake, setup, ms_per_ctx_frame),
-            calls,
-            aborts,
-            speculation,
-            stop,
-            _jobs: jobs_tx,
-        }
+        (setup, jobs_tx, events_rx)
     }
 
     #[test]
@@ -647,6 +682,47 @@ mod tests {
         let mut r = rig(vec![Answer::Hear(words("late"))], 5_000, 100.0);
         assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Deadline));
         assert_eq!(r.calls(), 0, "the engine was not asked");
+    }
+
+    #[test]
+    fn a_slow_warm_up_does_not_drop_the_first_utterance() {
+        // The warm-up takes 1.5 s (cold, on a busy machine) and the
+        // utterance, which waited for it, has 3 s. Taken as the pace, the
+        // warm-up would expect another 1.5 s and drop it unseen; the decode
+        // itself is quick.
+        let (fake, calls, _) = fake(vec![
+            Answer::Take(Duration::from_millis(1_500)),
+            Answer::Hear(words("Lights on.")),
+        ]);
+        let (setup, jobs, mut events) = setup(3_000);
+        let transcriber = Transcriber::spawn(fake, setup);
+        jobs.send(Job::Final {
+            utterance: utterance(1),
+            closed_ms: now_ms(),
+        })
+        .unwrap();
+        drop(jobs);
+        let event = events.blocking_recv();
+        assert!(
+            matches!(&event, Some(Event::Transcript(t)) if t.text == "Lights on."),
+            "{event:?}"
+        );
+        transcriber.join();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the warm-up and the decode"
+        );
+    }
+
+    #[test]
+    fn before_any_decode_nothing_is_dropped_unseen() {
+        // No pace known yet and a deadline that a slow decode would miss:
+        // the decode runs and is aborted at the deadline, not skipped.
+        let mut r = rig_with(vec![Answer::UntilAborted], 300, None);
+        assert_eq!(r.close(utterance(1)), dropped(1, DropReason::Deadline));
+        assert_eq!(r.calls(), 1, "decoded, then aborted");
+        assert_eq!(r.aborts.load(Ordering::SeqCst), 1);
     }
 
     #[test]

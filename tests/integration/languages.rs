@@ -64,12 +64,21 @@ fn heard(wav: &Path, args: &[&str]) -> Vec<Value> {
         wav.to_str().unwrap(),
         "--no-pace",
         "--json",
+        // These tests judge languages, not latency: on a loaded machine
+        // base's first decode (it waits for the warm-up, and auto adds a
+        // detection pass) took the first sentence past the default 5 s.
+        "--max-latency-ms",
+        "60000",
     ];
     all.extend_from_slice(args);
     let run = run_sottod(&all, Duration::from_secs(120));
     assert!(run.status.success(), "{}", run.stderr);
     let events = run.events();
     utterances(&events);
+    // What was not transcribed, and why, for a failure's message.
+    if events.iter().any(|e| e["event"] == "dropped") {
+        println!("{}", run.stderr);
+    }
     events
         .into_iter()
         .filter(|e| e["event"] == "transcript")
