@@ -226,14 +226,29 @@ impl Frontend {
     /// A frontend whose segmenter reads the whisper thread's verdicts from
     /// `hint` (the adaptive end of speech).
     pub fn with_hint(settings: SegmenterSettings, hint: EndHint) -> Self {
+        Self::with_vad(settings, hint, Vad::new(settings.vad_threshold))
+    }
+
+    /// A frontend whose VAD scores every frame, without the energy gate: the
+    /// reference the gate is measured and tested against.
+    pub fn ungated(settings: SegmenterSettings) -> Self {
+        Self::with_vad(settings, EndHint::default(), Vad::ungated())
+    }
+
+    fn with_vad(settings: SegmenterSettings, hint: EndHint, vad: Vad) -> Self {
         Self {
             resampler: Resampler::new(WHISPER_RATE),
             framer: Framer::default(),
             scorer: FrameScorer {
-                vad: Vad::new(),
+                vad,
                 segmenter: Segmenter::new(settings).with_hint(hint),
             },
         }
+    }
+
+    /// VAD frames the energy gate kept from the model in this stream.
+    pub fn frames_gated(&self) -> u64 {
+        self.scorer.vad.frames_skipped()
     }
 
     /// See [`Segmenter::pausing`].

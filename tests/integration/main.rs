@@ -7,6 +7,7 @@ mod endpoint;
 mod engine;
 mod examples;
 mod files;
+mod gate;
 mod interaction;
 mod languages;
 mod live_mic;
