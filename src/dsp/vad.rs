@@ -10,9 +10,12 @@
 //! frame above the floor opens it, and the kept frames are replayed into the
 //! model before that frame is scored, so the model's context (its 48 ms
 //! window, three feature frames and recurrent state) is the one it would have
-//! had. Over the shared speech, noisy and non-speech clips the gated and
-//! ungated VAD give the same utterances, sample for sample (a test holds
-//! this).
+//! had, as nearly as it can be: earshot's recurrent state never settles to
+//! exactly the same values, so after a gap longer than the replay a score
+//! may differ a little. Over the shared clips, each after a quiet gap, the
+//! gated and ungated VAD give the same speech and noisy-speech utterances,
+//! sample for sample, and one non-speech onset one frame apart
+//! (`tests/integration/gate.rs` holds this).
 
 /// earshot scores frames of exactly 256 samples at 16 kHz (16 ms).
 pub const FRAME_SAMPLES: usize = 256;
