@@ -32,8 +32,10 @@ const GATE_FLOOR_MEAN_SQUARE: f32 = 1e-6; // 10^(-60/10)
 /// pause between words does not close it.
 pub const GATE_HOLD_FRAMES: u32 = 8;
 /// Skipped frames kept and replayed into the model when the gate opens
-/// (128 ms): more than the model's 48 ms window and three feature frames,
-/// and enough quiet for its recurrent state to settle where it would be.
+/// (128 ms): more than the model's 48 ms window and three feature frames.
+/// Its recurrent state does not settle exactly however long the replay
+/// (measured: replays of 8, 32, 48 and 64 frames moved the same one
+/// non-speech onset by a frame), so the short one is kept.
 pub const GATE_REPLAY_FRAMES: usize = 8;
 /// The gate closes only on frames the model scored below this share of the
 /// voiced threshold: the model has to be sure there is no voice.
