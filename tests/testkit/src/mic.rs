@@ -244,7 +244,31 @@ impl VirtualMic {
             "channels=1",
             "norewinds=1",
         ]);
-        self.pactl(&["set-default-source", "vmic.monitor"]);
+        self.set_default_source();
+    }
+
+    /// `pactl set-default-source vmic.monitor`, retried for up to 10 s:
+    /// pipewire-pulse answers "Not supported" until wireplumber has published
+    /// the `default` metadata, and a freshly loaded sink's monitor appears a
+    /// moment after `load-module` returns. Under load both can take a while.
+    fn set_default_source(&self) {
+        let start = Instant::now();
+        loop {
+            let out = self
+                .command("pactl")
+                .args(["set-default-source", "vmic.monitor"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "pactl set-default-source vmic.monitor still fails after 10 s: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Recording streams the server has open (`pactl list short source-outputs`).
