@@ -33,8 +33,20 @@ fn adaptive_splits_no_more_sentences_than_fixed() {
             .chain(&b)
             .map(|t| t["timing"]["end_rule"].as_str().unwrap())
             .collect();
+        let texts: Vec<String> = a
+            .iter()
+            .chain(&b)
+            .map(|t| {
+                format!(
+                    "{} [{} after {} ms]",
+                    t["text"].as_str().unwrap(),
+                    t["timing"]["end_rule"].as_str().unwrap(),
+                    t["timing"]["silence_ms"]
+                )
+            })
+            .collect();
         println!(
-            "{mode}: {} utterances for {paused_sentences} paused sentences, {} for {clip_count} clips; rules {rules:?}",
+            "{mode}: {} utterances for {paused_sentences} paused sentences, {} for {clip_count} clips: {texts:#?}",
             a.len(),
             b.len()
         );
