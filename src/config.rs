@@ -80,7 +80,11 @@ pub struct ConfigError(pub String);
 
 /// `--min-silence-ms` and `--max-silence-ms` when not given (bounded by
 /// `--silence-ms`, so raising or lowering that alone keeps the order).
-pub const DEFAULT_MIN_SILENCE_MS: u64 = 250;
+/// 400, not shorter: whisper ends the audio it is given with a period, so a
+/// reader's pause at a comma (300–450 ms) often looks finished; closing after
+/// 250 ms split such sentences more often than fixed 500 ms does
+/// (`benches/endpoint.rs`, `endpoint::adaptive_splits…`).
+pub const DEFAULT_MIN_SILENCE_MS: u64 = 400;
 pub const DEFAULT_MAX_SILENCE_MS: u64 = 900;
 /// The default `--max-silence-ms` stays this far below `--max-latency-ms`.
 const MAX_SILENCE_HEADROOM_MS: u64 = 100;
@@ -474,11 +478,11 @@ mod tests {
         let s = config(&[]).segmenter;
         assert_eq!(
             (s.min_silence_ms, s.silence_ms, s.max_silence_ms),
-            (250, 500, 900)
+            (400, 500, 900)
         );
         assert_eq!(s.end_of_speech, EndOfSpeech::Adaptive);
         let s = config(&["--silence-ms", "2000"]).segmenter;
-        assert_eq!((s.min_silence_ms, s.max_silence_ms), (250, 2000));
+        assert_eq!((s.min_silence_ms, s.max_silence_ms), (400, 2000));
         let s = config(&["--silence-ms", "200"]).segmenter;
         assert_eq!((s.min_silence_ms, s.max_silence_ms), (200, 900));
         let s = config(&["--max-latency-ms", "800"]).segmenter;
