@@ -6,7 +6,7 @@
 #   make test   set up everything, lint (fmt, clippy, doc), then run every test (and a seconds-long smoke run of the benchmarks)
 #   make demo   no microphone? a virtual one speaks three sentences into sottod
 #   make deb    the Debian package (target/debian/*.deb)
-#   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png)
+#   make bench  every benchmark and the report (target/bench/report.md, .json, latency.png, endpoint.png)
 #   make soak   one hour of audio through sottod (memory), ten minutes per fuzz target
 
 # The first Rust toolchain new enough for Cargo.toml's rust-version.

@@ -3,7 +3,8 @@
 //! through sottod with `--end-of-speech fixed` at `--silence-ms` 300, 500 and
 //! 800, and `adaptive` (250 / 500 / 900). For each: latency p50 / p95 (the
 //! daemon's `latency_ms`), split rate (utterances per reference sentence) and
-//! how the adaptive rule closed the utterances. `BENCH_SMOKE=1`: fixed 500 and
+//! how the adaptive rule closed the utterances, and a plot of latency against
+//! split rate (`target/bench/endpoint.png`). `BENCH_SMOKE=1`: fixed 500 and
 //! adaptive on the paused sentences only.
 
 #[path = "common/report.rs"]
@@ -50,6 +51,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut data = json!({});
     let mut fixed500_split = f64::NAN;
+    let mut points = Vec::new();
     for (name, args) in &configs {
         let all: Vec<Value> = inputs
             .iter()
@@ -66,6 +68,7 @@ fn main() {
         if *name == "fixed 500" {
             fixed500_split = split;
         }
+        points.push((name.to_string(), split, p50, p95));
         let adaptive = *name == "adaptive";
         rows.push(row(
             format!("end of speech {name}: latency p50 / p95, split rate ({sentences} sentences)"),
@@ -95,4 +98,71 @@ fn main() {
         });
     }
     write_part("endpoint", &rows, data);
+    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/endpoint.png");
+    plot(&points, &png);
+    println!("latency against split rate: {}", png.display());
+}
+
+/// Each rule as a vertical bar from its p50 (dot) to its p95 latency, at its
+/// split rate, with the adaptive target's box.
+fn plot(points: &[(String, f64, f64, f64)], path: &std::path::Path) {
+    use plotters::prelude::*;
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .expect("DejaVuSans.ttf (package fonts-dejavu-core)");
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let max_split = points.iter().map(|p| p.1).fold(1.0, f64::max) + 0.2;
+    let max_ms = points.iter().map(|p| p.3).fold(600.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "end of speech: latency against split rate",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.9..max_split, 0.0..max_ms)
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("utterances per reference sentence")
+        .y_desc("latency, ms (dot p50, bar to p95)")
+        .draw()
+        .unwrap();
+    // The adaptive target: p50 ≤ 350 ms at a split rate no higher than fixed 500's.
+    if let Some(fixed500) = points.iter().find(|p| p.0 == "fixed 500") {
+        chart
+            .draw_series([Rectangle::new(
+                [(0.9, 0.0), (fixed500.1, 350.0)],
+                GREEN.mix(0.15).filled(),
+            )])
+            .unwrap();
+    }
+    for (name, split, p50, p95) in points {
+        let color = if name == "adaptive" { RED } else { BLUE };
+        chart
+            .draw_series(LineSeries::new(
+                [(*split, *p50), (*split, *p95)],
+                color.stroke_width(2),
+            ))
+            .unwrap();
+        chart
+            .draw_series([Circle::new((*split, *p50), 5, color.filled())])
+            .unwrap();
+        chart
+            .draw_series([Text::new(
+                format!("{name}: {p50:.0} / {p95:.0} ms, {split:.2}"),
+                // Adaptive's label above its dot, the others' below, so
+                // two rules at one split rate stay readable.
+                (
+                    *split + 0.01,
+                    *p50 + if name == "adaptive" { 0.06 } else { -0.02 } * max_ms,
+                ),
+                ("sans-serif", 14).into_font(),
+            )])
+            .unwrap();
+    }
+    root.present().unwrap();
 }
