@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark, then one report: target/bench/report.md (the table printed
-# at the end), report.json (the same with raw numbers, machine and settings)
+# at the end), report.json (the same with raw numbers, machine and settings),
 # latency.png and endpoint.png. Needs the model, ../shared/testdata and the packages of
 # scripts/install-deps.sh. Run it on a quiet machine: it takes ~30 minutes.
 #   --smoke   a few seconds per step: checks that the script works (CI runs
