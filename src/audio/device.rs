@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
@@ -666,20 +666,41 @@ impl DeviceSource {
         // connections) is started again at most this often: its first
         // announcement prompts a retry, which must not become a busy loop.
         let watch_every = Duration::from_millis(RETRY_BACKOFF_MS[0]);
-        let mut watch_started: Option<std::time::Instant> = None;
+        let mut watch_started: Option<Instant> = None;
+        // The next retry by the backoff; `None` after each attempt, a loss
+        // and a resume, so the wait is counted from then.
+        let mut retry_at: Option<Instant> = None;
         loop {
-            if lost && !paused {
-                let dead = !watch.as_ref().is_some_and(ServerWatch::is_alive);
-                if dead && watch_started.is_none_or(|t| t.elapsed() >= watch_every) {
+            let now = Instant::now();
+            let waiting = lost && !paused;
+            let mut unwatched = false;
+            if waiting {
+                unwatched = !watch.as_ref().is_some_and(ServerWatch::is_alive);
+                if unwatched && watch_started.is_none_or(|t| t.elapsed() >= watch_every) {
                     watch = Some(ServerWatch::start(self.selector.host(), &appeared_tx));
-                    watch_started = Some(std::time::Instant::now());
+                    watch_started = Some(now);
+                    unwatched = !watch.as_ref().is_some_and(ServerWatch::is_alive);
                 }
             } else {
                 watch = None;
                 watch_started = None;
+                retry_at = None;
             }
-            let timeout = if lost && !paused {
-                Duration::from_millis(RETRY_BACKOFF_MS[attempt.min(RETRY_BACKOFF_MS.len() - 1)])
+            // While no server answers, one is looked for again every
+            // `watch_every` (a socket's existence, a refused connection): a
+            // server that starts or restarts is watched within 250 ms, and
+            // its first announcement reopens the device, instead of the
+            // next retry finding it up to 4 s later.
+            let timeout = if waiting {
+                let backoff = RETRY_BACKOFF_MS[attempt.min(RETRY_BACKOFF_MS.len() - 1)];
+                let until_retry = retry_at
+                    .get_or_insert(now + Duration::from_millis(backoff))
+                    .saturating_duration_since(now);
+                if unwatched {
+                    until_retry.min(watch_every)
+                } else {
+                    until_retry
+                }
             } else {
                 NOTHING_TO_RETRY
             };
@@ -696,6 +717,7 @@ impl DeviceSource {
                     Ok(SourceCommand::Resume(reply)) if paused => {
                         paused = false;
                         attempt = 0;
+                        retry_at = None;
                         let state = match self.reopen(&wake_tx) {
                             Ok(s) => {
                                 stream = Some(s);
@@ -728,6 +750,7 @@ impl DeviceSource {
                         stream = None;
                         lost = true;
                         attempt = 0;
+                        retry_at = None;
                         log::warn!("capture device lost; retrying");
                         send_blocking(&self.links.events, Event::Error {
                             kind: ErrorKind::DeviceLost,
@@ -740,13 +763,15 @@ impl DeviceSource {
                     // A server announced a device (or came back itself).
                     if lost && !paused {
                         attempt += 1;
+                        retry_at = None;
                         stream = self.restore(&wake_tx, attempt, "announced by the sound server");
                         lost = stream.is_none();
                     }
                 },
                 default(timeout) => {
-                    if lost && !paused {
+                    if waiting && retry_at.is_some_and(|at| Instant::now() >= at) {
                         attempt += 1;
+                        retry_at = None;
                         stream = self.restore(&wake_tx, attempt, "found on a retry");
                         lost = stream.is_none();
                     }

@@ -7,8 +7,10 @@
 //! change of the server's defaults. Each announcement pokes the supervisor
 //! through a bounded(1) channel; the supervisor then tries to reopen at once.
 //! A watcher whose server goes away ends; the supervisor starts a new one
-//! while the device is still lost, at most every 250 ms. The retry backoff
-//! stays as the fallback.
+//! while the device is still lost, every 250 ms while none is connected, so
+//! a server that restarts (or starts after sottod) is watched within 250 ms
+//! and its announcement reopens the device. The retry backoff stays as the
+//! fallback.
 
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
