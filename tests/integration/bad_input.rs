@@ -233,8 +233,8 @@ fn adaptive_silences_out_of_order() {
         "--min-silence-ms (600), --silence-ms (500) and --max-silence-ms (900) must be in that order",
     );
     fails(
-        &["--max-silence-ms", "400"],
-        "--min-silence-ms (250), --silence-ms (500) and --max-silence-ms (400) must be in that order",
+        &["--max-silence-ms", "300"],
+        "--min-silence-ms (400), --silence-ms (500) and --max-silence-ms (300) must be in that order",
     );
     fails(
         &["--min-silence-ms", "0"],
