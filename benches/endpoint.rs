@@ -98,7 +98,7 @@ fn main() {
         });
     }
     write_part("endpoint", &rows, data);
-    let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/endpoint.png");
+    let png = report::bench_dir().join("endpoint.png");
     plot(&points, &png);
     println!("latency against split rate: {}", png.display());
 }
@@ -107,10 +107,7 @@ fn main() {
 /// split rate, with the adaptive target's box.
 fn plot(points: &[(String, f64, f64, f64)], path: &std::path::Path) {
     use plotters::prelude::*;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-        .expect("DejaVuSans.ttf (package fonts-dejavu-core)");
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
+    report::plot_font();
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).unwrap();
     let max_split = points.iter().map(|p| p.1).fold(1.0, f64::max) + 0.2;

@@ -399,10 +399,7 @@ fn hour_rss() -> (u64, u64, f64, f64) {
 
 fn plot(latencies: &[f64], decodes: &[(f64, f64)], path: &std::path::Path) {
     use plotters::prelude::*;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-        .expect("DejaVuSans.ttf (package fonts-dejavu-core)");
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
+    report::plot_font();
     let root = BitMapBackend::new(path, (1200, 480)).into_drawing_area();
     root.fill(&WHITE).unwrap();
     let (left, right) = root.split_horizontally(600);

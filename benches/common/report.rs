@@ -65,3 +65,12 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
+
+/// Registers DejaVu Sans as plotters' "sans-serif" (plotters' bitmap backend
+/// has no font of its own).
+pub fn plot_font() {
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .expect("DejaVuSans.ttf (package fonts-dejavu-core)");
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, font);
+}
