@@ -254,24 +254,26 @@ fn threads(pid: u32) -> HashMap<String, (String, u64, u64)> {
     out
 }
 
-/// Wake-ups per second and % of a core per thread name between two snapshots
-/// (threads that lived through both), busiest first.
+/// Wake-ups per second and % of a core of each thread between two snapshots
+/// (threads that lived through both), busiest first. Threads are listed one
+/// by one, not merged by name: a host's client threads all inherit the name
+/// of the thread that opened the stream (`capture`), and each one's share
+/// is what tells them apart.
 fn per_thread(
     before: &HashMap<String, (String, u64, u64)>,
     after: &HashMap<String, (String, u64, u64)>,
     seconds: f64,
 ) -> Vec<(String, f64, f64)> {
-    let mut by_name: HashMap<String, (u64, u64)> = HashMap::new();
-    for (tid, (name, n, ns)) in after {
-        if let Some((_, m, mns)) = before.get(tid) {
-            let e = by_name.entry(name.clone()).or_default();
-            e.0 += n.saturating_sub(*m);
-            e.1 += ns.saturating_sub(*mns);
-        }
-    }
-    let mut out: Vec<(String, f64, f64)> = by_name
-        .into_iter()
-        .map(|(k, (n, ns))| (k, n as f64 / seconds, ns as f64 / 1e9 / seconds * 100.0))
+    let mut out: Vec<(String, f64, f64)> = after
+        .iter()
+        .filter_map(|(tid, (name, n, ns))| {
+            let (_, m, mns) = before.get(tid)?;
+            Some((
+                name.clone(),
+                n.saturating_sub(*m) as f64 / seconds,
+                ns.saturating_sub(*mns) as f64 / 1e9 / seconds * 100.0,
+            ))
+        })
         .filter(|(_, w, _)| *w >= 0.05)
         .collect();
     out.sort_by(|a, b| b.2.total_cmp(&a.2));
