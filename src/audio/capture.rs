@@ -111,6 +111,36 @@ impl Drop for LastRing {
     }
 }
 
+/// Interleaved frames of `channels` samples in `src` to their mean in `dst`,
+/// one frame per slot (`src` holds exactly `dst.len()` frames). Mono and
+/// stereo, nearly every device, get loops of their own that the compiler
+/// vectorises; a loop over a frame of unknown width does not.
+#[inline]
+fn downmix<T>(src: &[T], dst: &mut [std::mem::MaybeUninit<f32>], channels: usize, gain: f32)
+where
+    T: Sample,
+    f32: FromSample<T>,
+{
+    debug_assert_eq!(src.len(), dst.len() * channels);
+    match channels {
+        1 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                d.write(f32::from_sample(*s));
+            }
+        }
+        2 => {
+            for (d, f) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                d.write((f32::from_sample(f[0]) + f32::from_sample(f[1])) * gain);
+            }
+        }
+        _ => {
+            for (d, f) in dst.iter_mut().zip(src.chunks_exact(channels)) {
+                d.write(f.iter().map(|s| f32::from_sample(*s)).sum::<f32>() * gain);
+            }
+        }
+    }
+}
+
 /// The producer side of the audio ring, owned by the device callback (or the WAV
 /// reader). The consumer is held by the dsp thread.
 pub struct CaptureWriter {
@@ -170,18 +200,20 @@ impl CaptureWriter {
         let n_writable = n_frames.min(self.producer.slots());
         if n_writable > 0 {
             // `write_chunk_uninit` hands out the free slots as two slices; no allocation.
-            if let Ok(chunk) = self.producer.write_chunk_uninit(n_writable) {
-                let channels = self.channels;
-                let gain = self.channel_gain;
-                let frames = interleaved.chunks_exact(channels).take(n_writable);
-                let mono = frames.map(|frame| {
-                    if channels == 1 {
-                        f32::from_sample(frame[0])
-                    } else {
-                        frame.iter().map(|s| f32::from_sample(*s)).sum::<f32>() * gain
-                    }
-                });
-                chunk.fill_from_iter(mono);
+            if let Ok(mut chunk) = self.producer.write_chunk_uninit(n_writable) {
+                let (channels, gain) = (self.channels, self.channel_gain);
+                let (first, second) = chunk.as_mut_slices();
+                let split = first.len() * channels;
+                downmix(&interleaved[..split], first, channels, gain);
+                downmix(
+                    &interleaved[split..n_writable * channels],
+                    second,
+                    channels,
+                    gain,
+                );
+                // SAFETY: `downmix` wrote every slot of both slices: they
+                // hold `n_writable` frames and were given as many.
+                unsafe { chunk.commit_all() };
             }
         }
         let n_lost = n_frames - n_writable;
@@ -271,6 +303,33 @@ mod tests {
         bell.set_quiet(false);
         w.write(&buffer);
         assert_eq!(bell.rung(), 21);
+    }
+
+    #[test]
+    fn frames_written_across_the_rings_end_keep_their_order_for_any_channel_count() {
+        for channels in [1usize, 2, 3, 6] {
+            // 1,024 slots: 1,000 frames in and out moves the write position
+            // near the end, so the next write wraps to the start.
+            let (producer, mut consumer) = ring(1_000, 1.0);
+            let mut w =
+                CaptureWriter::new(producer, channels, Default::default(), Doorbell::new(1_000));
+            w.write(&vec![0.0f32; 1_000 * channels]);
+            while consumer.pop().is_ok() {}
+            // Frame i: channel c holds i + c, so its mean is i + (channels - 1) / 2.
+            let frames = 100;
+            let interleaved: Vec<f32> = (0..frames)
+                .flat_map(|i| (0..channels).map(move |c| (i + c) as f32))
+                .collect();
+            // A trailing partial frame is not a frame.
+            let mut buffer = interleaved.clone();
+            buffer.extend(std::iter::repeat_n(1e6, channels - 1));
+            assert_eq!(w.write(&buffer), 0);
+            let got: Vec<f32> = std::iter::from_fn(|| consumer.pop().ok()).collect();
+            let want: Vec<f32> = (0..frames)
+                .map(|i| i as f32 + (channels - 1) as f32 / 2.0)
+                .collect();
+            assert_eq!(got, want, "{channels} channels");
+        }
     }
 
     #[test]
