@@ -1,8 +1,9 @@
 //! The end of speech, fixed against adaptive: sentences with a natural pause
 //! after an unfinished word (espeak-ng) and shared long clips, played paced
 //! through sottod with `--end-of-speech fixed` at `--silence-ms` 300, 500 and
-//! 800, and `adaptive` (250 / 500 / 900). For each: latency p50 / p95 (the
-//! daemon's `latency_ms`), split rate (utterances per reference sentence) and
+//! 800, and `adaptive` (its defaults, 400 / 500 / 900). For each: latency
+//! p50 / p95 (the daemon's `latency_ms`), split rate (utterances per
+//! reference sentence) and
 //! how the adaptive rule closed the utterances, and a plot of latency against
 //! split rate (`target/bench/endpoint.png`). `BENCH_SMOKE=1`: fixed 500 and
 //! adaptive on the paused sentences only.

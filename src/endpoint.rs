@@ -41,18 +41,36 @@ pub use crate::event::EndRule;
 /// shaky decode would cut a sentence whose end the model misheard.
 pub const MIN_CONFIDENCE: f64 = 0.6;
 
-/// Words after which an English sentence cannot end: articles, determiners,
-/// conjunctions, prepositions, auxiliaries and the like.
+/// Words after which an English sentence cannot end: articles, possessive
+/// determiners, conjunctions, fillers. Whatever mark follows, the speaker
+/// was cut off ("Turn on the." is what Whisper writes for "turn on the").
 const ENGLISH_UNFINISHED: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "nor", "so", "because", "if", "then", "than", "that",
-    "which", "who", "whose", "whom", "when", "where", "while", "until", "unless", "although",
-    "though", "whether", "to", "of", "in", "at", "for", "with", "from", "by", "about", "into",
-    "onto", "under", "between", "through", "after", "before", "like", "as", "without", "within",
-    "against", "during", "towards", "toward", "my", "your", "his", "her", "its", "our", "their",
-    "this", "these", "those", "some", "any", "every", "each", "no", "is", "are", "was", "were",
-    "be", "been", "am", "will", "would", "can", "could", "should", "shall", "may", "might", "must",
-    "do", "does", "did", "have", "has", "had", "not", "very", "more", "most", "less", "plus",
-    "minus", "times", "point", "um", "uh", "er", "erm",
+    "a", "an", "the", "and", "or", "but", "nor", "because", "if", "than", "whether", "unless",
+    "although", "my", "your", "its", "our", "their", "every", "each", "very", "um", "uh", "er",
+    "erm",
+];
+
+/// Prepositions: a statement rarely ends with one ("Set a timer for"), a
+/// question may ("Where are you from?"). Unfinished, unless a question mark
+/// follows: then unsure, the usual silence.
+const ENGLISH_PREPOSITIONS_ENDING_QUESTIONS: &[&str] = &[
+    "to", "of", "in", "at", "for", "with", "from", "by", "about", "into", "onto", "under",
+    "between", "through", "like", "as", "without", "within", "against", "during", "towards",
+    "toward", "until",
+];
+
+/// Words that usually go on but end many a sentence or question ("Call
+/// her.", "I think so.", "What is that?", "Yes, I can."): pronouns,
+/// demonstratives, auxiliaries, some adverbs. Unfinished with no mark after
+/// them; after a period or "!" unsure, the usual silence (never the long
+/// wait: nothing says the speaker was cut off); a question mark ends the
+/// question.
+const ENGLISH_MAY_END: &[&str] = &[
+    "so", "then", "that", "this", "these", "those", "which", "who", "whose", "whom", "when",
+    "where", "while", "though", "before", "after", "his", "her", "some", "any", "no", "is", "are",
+    "was", "were", "be", "been", "am", "will", "would", "can", "could", "should", "shall", "may",
+    "might", "must", "do", "does", "did", "have", "has", "had", "not", "more", "most", "less",
+    "plus", "minus", "times", "point",
 ];
 
 /// The verdict on one tentative utterance, posted by the whisper thread when
@@ -141,8 +159,23 @@ pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness
     });
     let last_word = words.next().unwrap_or_default();
     let before_last = words.next().unwrap_or_default();
-    if ENGLISH_UNFINISHED.contains(&last_word.as_str()) {
+    let (last, question) = (last_word.as_str(), last_char == '?');
+    if ENGLISH_UNFINISHED.contains(&last) {
         return Completeness::Unfinished;
+    }
+    if ENGLISH_PREPOSITIONS_ENDING_QUESTIONS.contains(&last) {
+        return if question {
+            Completeness::Unsure
+        } else {
+            Completeness::Unfinished
+        };
+    }
+    if ENGLISH_MAY_END.contains(&last) {
+        match last_char {
+            '?' => {}
+            '.' | '!' => return Completeness::Unsure,
+            _ => return Completeness::Unfinished,
+        }
     }
     // "Set a timer for 10." may go on with "minutes".
     if last_word.chars().any(|c| c.is_ascii_digit()) {
@@ -196,6 +229,33 @@ mod tests {
         assert_eq!(en("I would like to,"), Unfinished);
         assert_eq!(en("Well..."), Unfinished);
         assert_eq!(en("Remind me to call, um."), Unfinished);
+    }
+
+    #[test]
+    fn a_question_may_end_with_a_preposition_or_a_pronoun() {
+        assert_eq!(en("What is that?"), Complete);
+        assert_eq!(en("Can you do that?"), Complete);
+        assert_eq!(en("Who is it?"), Complete);
+        assert_eq!(
+            en("Where are you from?"),
+            Unsure,
+            "a preposition: the usual silence"
+        );
+        assert_eq!(en("What is the weather like?"), Unsure);
+        assert_eq!(en("What is the?"), Unfinished, "an article never ends one");
+    }
+
+    #[test]
+    fn a_pronoun_or_auxiliary_with_a_period_is_unsure_not_cut_off() {
+        assert_eq!(en("Call her."), Unsure);
+        assert_eq!(en("I think so."), Unsure);
+        assert_eq!(en("Yes, I can!"), Unsure);
+        assert_eq!(en("No one will doubt my being so."), Unsure);
+        // With no mark at all, the words still say the speaker went on.
+        assert_eq!(en("Call her"), Unfinished);
+        assert_eq!(en("The weather is"), Unfinished);
+        // A preposition keeps the long wait even with a period.
+        assert_eq!(en("Set a timer for."), Unfinished);
     }
 
     #[test]
