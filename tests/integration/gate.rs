@@ -10,7 +10,7 @@ use sotto::dsp::Frontend;
 use sotto_testkit::*;
 
 /// sottod's own segmenter settings, from its defaults.
-fn default_settings() -> SegmenterSettings {
+pub(crate) fn default_settings() -> SegmenterSettings {
     let model = model_path();
     let cli = sotto::cli::Cli::try_parse_from(["sottod", "--model", model.to_str().unwrap()])
         .expect("the defaults parse");

@@ -19,4 +19,5 @@ mod resilience;
 mod service;
 mod soak;
 mod transcription;
+mod vad;
 mod workers;
