@@ -80,7 +80,6 @@ impl Dsp {
 
     fn run(self) {
         let mut frontend = Frontend::with_hint(self.settings, self.end_hint.clone());
-        let mut block = vec![0.0f32; READ_BLOCK];
         while let Ok(stream) = self.streams.recv() {
             let CaptureStream {
                 mut consumer,
@@ -109,16 +108,17 @@ impl Dsp {
                 }
                 let n = available.min(READ_BLOCK);
                 let chunk = consumer.read_chunk(n).expect("n <= available slots");
-                let (first, second) = chunk.as_slices();
-                block[..first.len()].copy_from_slice(first);
-                block[first.len()..n].copy_from_slice(second);
-                chunk.commit_all();
                 frontend.set_hold(self.hold.is_held());
                 if let Some(partials) = &self.partials {
                     let pace = partials.last_decode_ms() * PARTIAL_DECODE_SHARE_TENTHS / 10;
                     frontend.set_partial_interval_ms(PARTIAL_EVERY_MS.max(pace));
                 }
-                frontend.push(&block[..n], &mut |s| self.handle(s));
+                // Read in place, no copy: until the commit the writer has the
+                // rest of the ring (seconds; this block is at most READ_BLOCK).
+                let (first, second) = chunk.as_slices();
+                frontend.push(first, &mut |s| self.handle(s));
+                frontend.push(second, &mut |s| self.handle(s));
+                chunk.commit_all();
                 if let (Some(partials), Some(id)) = (&self.partials, frontend.pausing()) {
                     partials.withdraw(id);
                 }
