@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sotto::audio::capture::{ring, CaptureCounters, CaptureWriter};
 use sotto::dsp::segmenter::{Segment, SegmenterSettings};
@@ -176,8 +176,14 @@ struct PathRun {
 }
 
 /// `stereo` through the callback's writer, the ring and `frontend`, on this
-/// thread, as the daemon runs it.
+/// thread, as the daemon runs it. Every 100 ms is first copied into a device
+/// buffer, untimed: that is the sound server's delivery, and it leaves the
+/// audio in the cache as a real callback finds it (reading the 52 MB source
+/// straight from memory would time the machine's memory bandwidth instead).
+/// Then its ten 10 ms buffers go through the callback's writer, each followed
+/// by the dsp thread's read, timed together.
 fn run_path(stereo: &[f32], mut frontend: Frontend, time_callback: bool) -> PathRun {
+    const BUFFERS_PER_DELIVERY: usize = 10;
     let counters = Arc::new(CaptureCounters::default());
     let (producer, mut consumer) = ring(RATE as u32, 4.0);
     let mut writer = CaptureWriter::new(
@@ -187,32 +193,38 @@ fn run_path(stereo: &[f32], mut frontend: Frontend, time_callback: bool) -> Path
         sotto::audio::capture::Doorbell::new(RATE as u32),
     );
     frontend.begin_stream(RATE as u32, 0);
-    let mut block = vec![0.0f32; 4096];
     let mut utterances = 0;
     let mut callback_ns = Vec::new();
-    let started = Instant::now();
-    for buffer in stereo.chunks(BUFFER_FRAMES * 2) {
-        let t = Instant::now();
-        writer.write(buffer);
-        if time_callback {
-            callback_ns.push(t.elapsed().as_nanos() as u64);
-        }
-        while let Ok(chunk) = consumer.read_chunk(consumer.slots().min(block.len())) {
-            if chunk.is_empty() {
-                break;
+    let mut device = vec![0.0f32; BUFFER_FRAMES * 2 * BUFFERS_PER_DELIVERY];
+    let mut elapsed = Duration::ZERO;
+    for delivery in stereo.chunks(device.len()) {
+        let device = &mut device[..delivery.len()];
+        device.copy_from_slice(delivery);
+        let started = Instant::now();
+        for buffer in device.chunks(BUFFER_FRAMES * 2) {
+            let t = time_callback.then(Instant::now);
+            writer.write(buffer);
+            if let Some(t) = t {
+                callback_ns.push(t.elapsed().as_nanos() as u64);
             }
-            let n = chunk.len();
-            let (a, b) = chunk.as_slices();
-            block[..a.len()].copy_from_slice(a);
-            block[a.len()..n].copy_from_slice(b);
-            chunk.commit_all();
-            frontend.push(&block[..n], &mut |s| {
-                utterances += usize::from(matches!(s, Segment::Started { .. }))
-            });
+            while let Ok(chunk) = consumer.read_chunk(consumer.slots().min(4096)) {
+                if chunk.is_empty() {
+                    break;
+                }
+                let (a, b) = chunk.as_slices();
+                for part in [a, b] {
+                    frontend.push(part, &mut |s| {
+                        utterances += usize::from(matches!(s, Segment::Started { .. }))
+                    });
+                }
+                chunk.commit_all();
+            }
         }
+        elapsed += started.elapsed();
     }
+    let t = Instant::now();
     frontend.end_stream(&mut |_| {});
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = (elapsed + t.elapsed()).as_secs_f64();
     let frames = stereo.len() / 2 / (RATE / 16_000) / sotto::dsp::vad::FRAME_SAMPLES;
     PathRun {
         elapsed,
