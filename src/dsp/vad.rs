@@ -95,8 +95,12 @@ impl Vad {
     }
 
     fn with_gate(close_below: f32) -> Self {
+        let mut detector = earshot::Detector::default_boxed();
+        // realfft's transform (earshot's own is ~2.5× slower), planned here
+        // where rubato's planner is already built in (vendor/README.md).
+        detector.use_fft(earshot::realfft::RealFftPlanner::<f32>::new().plan_fft_forward(1024));
         Self {
-            detector: earshot::Detector::default_boxed(),
+            detector,
             clamped: [0.0; FRAME_SAMPLES],
             gate: Gate::new(close_below),
         }
