@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e.into()),
     };
+    if let Err(e) = sotto::transcribe::cpu::check() {
+        eprintln!("sottod: error: {e}");
+        return ExitCode::FAILURE;
+    }
     sotto::logging::init(config.verbosity);
     // One worker: the event loop is one task; zbus's own tasks run beside it.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

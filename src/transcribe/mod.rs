@@ -2,6 +2,7 @@
 //! decides whether what it wrote is speech, [`worker`] is the whisper thread
 //! that turns jobs into transcripts and drops within the latency bound.
 
+pub mod cpu;
 pub mod decoder;
 pub mod judge;
 pub mod threads;
