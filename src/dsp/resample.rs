@@ -5,7 +5,7 @@
 //! exactly on input samples: one 64-tap dot product per output sample, 1.7×
 //! cheaper than the FFT resampler here and delayed by 32 input samples instead
 //! of a chunk. Other rates (44.1, 22.05 kHz) use rubato's synchronous FFT
-//! resampler.
+//! resampler, in chunks of its smallest block of at least 10 ms.
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
@@ -15,9 +15,20 @@ use rubato::{
 
 use crate::pipeline::WHISPER_RATE as TARGET_RATE;
 
-/// Input frames per FFT chunk: about 23 ms at 44.1 kHz, short enough to keep the
-/// added latency small, long enough for the FFT to be cheap per sample.
-const CHUNK_FRAMES: usize = 1024;
+/// The FFT resampler's input per chunk: the smallest whole number of its
+/// minimum block (`rate / gcd(rate, 16 kHz)`: 441 frames at 44.1 and 22.05
+/// kHz) that lasts at least 10 ms. Audio waits in the resampler until a chunk
+/// is full, so the chunk's length is added to the end of every utterance; the
+/// FFT itself is one block either way (its size, and so its filter, set by
+/// the block).
+pub fn fft_chunk_frames(input_rate: u32) -> usize {
+    let (mut a, mut b) = (input_rate, TARGET_RATE);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let block = (input_rate / a) as usize;
+    (input_rate as usize).div_ceil(100).div_ceil(block) * block
+}
 /// Input per sinc chunk: 10 ms (its cost does not depend on the chunk).
 const SINC_CHUNK_MS: u32 = 10;
 /// Chunks of silence fed at the end to push the delayed tail out: the delay is
@@ -78,7 +89,7 @@ impl Resampler {
                 Fft::<f32>::new(
                     input_rate as usize,
                     TARGET_RATE as usize,
-                    CHUNK_FRAMES,
+                    fft_chunk_frames(input_rate),
                     1,
                     FixedSync::Input,
                 )
@@ -294,6 +305,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_fft_resampler_holds_back_no_more_than_its_smallest_block() {
+        // 10 ms at 44.1 kHz; 22.05 kHz's smallest block is 20 ms.
+        assert_eq!(fft_chunk_frames(44_100), 441);
+        assert_eq!(fft_chunk_frames(22_050), 441);
+        assert_eq!(fft_chunk_frames(24_000), 240);
+        assert_eq!(fft_chunk_frames(8_000), 80);
+        // 10 ms of 44.1 kHz in, its 16 kHz out at once (less the filter's
+        // start-up delay, trimmed from the first chunk only).
+        let mut r = Resampler::new(44_100);
+        let mut out = 0;
+        for _ in 0..3 {
+            r.push(&tone(44_100, 440.0, 0.01, 0.3), &mut |b| out += b.len());
+        }
+        let delay = 80;
+        assert!(out >= 3 * 160 - delay, "{out} frames out of 30 ms");
     }
 
     #[test]
