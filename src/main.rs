@@ -24,8 +24,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     if let Err(e) = sotto::transcribe::cpu::check() {
-        eprintln!("sottod: error: {e}");
-        return ExitCode::FAILURE;
+        return fail(&anyhow::anyhow!(e));
     }
     sotto::logging::init(config.verbosity);
     // One worker: the event loop is one task; zbus's own tasks run beside it.
