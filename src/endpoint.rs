@@ -186,10 +186,62 @@ pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness
     {
         return Completeness::Unsure;
     }
+    if last_char != '?' && opens_a_dependent_part(text) {
+        return Completeness::Unsure;
+    }
+    // Whisper writes a sentence's first word with a capital; in lower case
+    // it heard the middle of one ("nor of the circumstances…", "and the
+    // valley of…", "somehow or other."): what it judges is the tail of a
+    // longer sentence, or a fragment the speaker is pausing in.
+    if text
+        .chars()
+        .find(|c| c.is_alphanumeric())
+        .is_some_and(char::is_lowercase)
+    {
+        return Completeness::Unsure;
+    }
     if matches!(last_char, '.' | '!' | '?') && confidence >= MIN_CONFIDENCE {
         return Completeness::Complete;
     }
     Completeness::Unsure
+}
+
+/// Words that open a dependent clause: a sentence that starts with one
+/// needs a main clause after it ("If it rains, close the windows."), so
+/// with no comma yet it has not reached it ("If the reader will excuse
+/// me" is followed, after a reader's pause, by "I will say nothing…").
+const ENGLISH_SUBORDINATORS: &[&str] = &[
+    "if", "when", "whenever", "because", "although", "though", "while", "unless", "since", "once",
+    "until", "whereas", "whether", "as",
+];
+
+/// Words that end like a participle but are not one: plain verbs a command
+/// opens with ("String the lights.", "Shred it."), and nouns.
+const ENGLISH_NOT_PARTICIPLES: &[&str] =
+    &["string", "spring", "shred", "embed", "morning", "evening"];
+
+/// Does `text` open with a dependent part — a subordinating conjunction or
+/// a participle ("Abandoned by all, …", "Looking back, …") — and have no
+/// comma after which its main clause could have begun? Such a sentence is
+/// more likely paused in than finished, whatever mark Whisper put after
+/// it. A question is exempt ("When does the shop open?").
+fn opens_a_dependent_part(text: &str) -> bool {
+    if text.contains([',', ';', ':']) {
+        return false;
+    }
+    let first = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    let first = first.as_str();
+    if ENGLISH_SUBORDINATORS.contains(&first) {
+        return true;
+    }
+    let participle = (first.ends_with("ed") && !first.ends_with("eed") && first.len() >= 5)
+        || (first.ends_with("ing") && !first.ends_with("thing") && first.len() >= 6);
+    participle && !ENGLISH_NOT_PARTICIPLES.contains(&first)
 }
 
 #[cfg(test)]
@@ -285,6 +337,41 @@ mod tests {
         assert_eq!(en("Add eggs, milk and"), Unfinished);
         assert_eq!(en("Add eggs, milk,"), Unfinished);
         assert_eq!(en("Add eggs, milk and bread."), Complete);
+    }
+
+    #[test]
+    fn a_sentence_opening_with_a_dependent_part_waits_for_its_main_clause() {
+        // What Whisper writes at a reader's pause after a fronted clause.
+        assert_eq!(en("If the reader will excuse me."), Unsure);
+        assert_eq!(en("When you get home."), Unsure);
+        assert_eq!(en("Abandoned indeed by God and man."), Unsure);
+        assert_eq!(en("Looking back on it all."), Unsure);
+        // Once a comma is there, the main clause may have been said.
+        assert_eq!(en("If it rains, close the windows."), Complete);
+        assert_eq!(en("When the timer ends, play some music."), Complete);
+        // A question may open with "when"; commands with plain verbs.
+        assert_eq!(en("When does the shop open?"), Complete);
+        assert_eq!(en("Feed the cat."), Complete);
+        assert_eq!(en("Bring me a glass of water."), Complete);
+        assert_eq!(en("String the lights."), Complete);
+        assert_eq!(en("Something is burning."), Complete);
+        assert_eq!(en("Red alert."), Complete);
+    }
+
+    #[test]
+    fn a_decode_that_opens_in_lower_case_is_the_middle_of_a_sentence() {
+        assert_eq!(en(" somehow or other."), Unsure);
+        assert_eq!(
+            en("nor of the circumstances which led me to leave."),
+            Unsure
+        );
+        assert_eq!(en("Somehow or other, Cat has taught them."), Complete);
+        assert_eq!(en("10 minutes."), Complete, "no letter to go by");
+        assert_eq!(
+            en("and the"),
+            Unfinished,
+            "a cut-off end still waits longer"
+        );
     }
 
     #[test]
