@@ -1,12 +1,13 @@
 //! The end of speech, fixed against adaptive: sentences with a natural pause
-//! after an unfinished word (espeak-ng) and shared long clips, played paced
+//! after an unfinished word (espeak-ng) and the first eight shared clips, played paced
 //! through sottod with `--end-of-speech fixed` at `--silence-ms` 300, 500 and
-//! 800, and `adaptive` (its defaults, 400 / 500 / 900). For each: latency
+//! 800, and `adaptive` (its defaults, 300 / 500 / 900). For each: latency
 //! p50 / p95 (the daemon's `latency_ms`), split rate (utterances per
 //! reference sentence) and
 //! how the adaptive rule closed the utterances, and a plot of latency against
-//! split rate (`target/bench/endpoint.png`). `BENCH_SMOKE=1`: fixed 500 and
-//! adaptive on the paused sentences only.
+//! split rate (`target/bench/endpoint.png`). Then read narration alone (every
+//! shared long clip), fixed 500 against adaptive. `BENCH_SMOKE=1`: fixed 500
+//! and adaptive on the paused sentences only.
 
 #[path = "common/report.rs"]
 mod report;
@@ -27,7 +28,7 @@ fn main() {
     let dir = scratch();
     let mut inputs = vec![paused_wav(dir.path())];
     if !smoke() {
-        inputs.push(clips_wav(dir.path(), 8));
+        inputs.push(clips_wav(dir.path(), ENDPOINT_CLIPS));
     }
     let sentences: usize = inputs.iter().map(|(_, n)| n).sum();
     let configs: Vec<(&str, Vec<&str>)> = if smoke() {
@@ -97,6 +98,34 @@ fn main() {
             "latencies_ms": latencies, "utterances": all.len(), "sentences": sentences,
             "complete": rule("complete"), "unfinished": rule("unfinished"), "silence": rule("silence"),
         });
+    }
+    if !smoke() {
+        // Read narration alone, every shared long clip: its readers pause
+        // 320–450 ms at commas, where Whisper writes a period.
+        let (narration, clips) = clips_wav(dir.path(), usize::MAX);
+        let mut splits = Vec::new();
+        for (name, args) in [
+            ("fixed 500", vec!["--end-of-speech", "fixed"]),
+            ("adaptive", vec!["--end-of-speech", "adaptive"]),
+        ] {
+            let all = transcripts(&narration, &args);
+            let mut latencies: Vec<f64> = all
+                .iter()
+                .map(|t| t["latency_ms"].as_f64().unwrap())
+                .collect();
+            latencies.sort_by(|a, b| a.total_cmp(b));
+            let split = all.len() as f64 / clips as f64;
+            let p50 = percentile(&latencies, 50.0);
+            splits.push(split);
+            rows.push(row(
+                format!("narration only ({clips} long clips), {name}: latency p50, split rate"),
+                format!("{p50:.0} ms, {split:.2}"),
+                "",
+                None,
+            ));
+            data[format!("narration {name}")] =
+                json!({ "latencies_ms": latencies, "utterances": all.len(), "clips": clips });
+        }
     }
     write_part("endpoint", &rows, data);
     let png = report::bench_dir().join("endpoint.png");

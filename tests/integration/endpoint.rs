@@ -23,7 +23,7 @@ fn adaptive_splits_no_more_sentences_than_fixed() {
     model_path();
     let dir = scratch();
     let (paused, paused_sentences) = paused_wav(dir.path());
-    let (clips, clip_count) = clips_wav(dir.path(), 3);
+    let (clips, clip_count) = clips_wav(dir.path(), ENDPOINT_CLIPS);
     let mut counts = Vec::new();
     for mode in ["fixed", "adaptive"] {
         let a = transcripts_with(&paused, &["--end-of-speech", mode]);

@@ -56,6 +56,11 @@ pub fn paused_wav(dir: &Path) -> (PathBuf, usize) {
     (wav, PAUSED.len() * 2)
 }
 
+/// How many shared clips the end-of-speech test and bench play. The first
+/// eight hold five readers' pauses of 320–390 ms after a clause that looks
+/// finished ("…of my antecedents, nor of…"), which a short close splits.
+pub const ENDPOINT_CLIPS: usize = 8;
+
 /// The first `n` shared speech clips, 1.5 s apart, as `clips.wav` (16 kHz) in
 /// `dir`; and how many there are.
 pub fn clips_wav(dir: &Path, n: usize) -> (PathBuf, usize) {
