@@ -179,7 +179,7 @@ pub struct Cli {
     pub end_of_speech: EndOfSpeechArg,
 
     /// With --end-of-speech adaptive: the silence in milliseconds that ends a
-    /// finished sentence [default: 400, or --silence-ms if that is shorter]
+    /// finished sentence [default: 300, or --silence-ms if that is shorter]
     #[arg(long, env = "SOTTO_MIN_SILENCE_MS", value_name = "MS")]
     pub min_silence_ms: Option<i64>,
 

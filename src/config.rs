@@ -80,11 +80,13 @@ pub struct ConfigError(pub String);
 
 /// `--min-silence-ms` and `--max-silence-ms` when not given (bounded by
 /// `--silence-ms`, so raising or lowering that alone keeps the order).
-/// 400, not shorter: whisper ends the audio it is given with a period, so a
-/// reader's pause at a comma (300–450 ms) often looks finished; closing after
-/// 250 ms split such sentences more often than fixed 500 ms does
+/// 300: on two cores the verdict lands 270–350 ms after the end of speech,
+/// so a finished sentence closes as soon as it is judged. No shorter: a
+/// reader's pause at a comma (320–450 ms) after a finished-looking clause
+/// splits the sentence at any short silence (whisper ends the audio it is
+/// given with a period), and a shorter one would split quicker pauses too
 /// (`benches/endpoint.rs`, `endpoint::adaptive_splits…`).
-pub const DEFAULT_MIN_SILENCE_MS: u64 = 400;
+pub const DEFAULT_MIN_SILENCE_MS: u64 = 300;
 pub const DEFAULT_MAX_SILENCE_MS: u64 = 900;
 /// The default `--max-silence-ms` stays this far below `--max-latency-ms`.
 const MAX_SILENCE_HEADROOM_MS: u64 = 100;
@@ -478,11 +480,11 @@ mod tests {
         let s = config(&[]).segmenter;
         assert_eq!(
             (s.min_silence_ms, s.silence_ms, s.max_silence_ms),
-            (400, 500, 900)
+            (300, 500, 900)
         );
         assert_eq!(s.end_of_speech, EndOfSpeech::Adaptive);
         let s = config(&["--silence-ms", "2000"]).segmenter;
-        assert_eq!((s.min_silence_ms, s.max_silence_ms), (400, 2000));
+        assert_eq!((s.min_silence_ms, s.max_silence_ms), (300, 2000));
         let s = config(&["--silence-ms", "200"]).segmenter;
         assert_eq!((s.min_silence_ms, s.max_silence_ms), (200, 900));
         let s = config(&["--max-latency-ms", "800"]).segmenter;

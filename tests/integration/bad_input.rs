@@ -234,7 +234,7 @@ fn adaptive_silences_out_of_order() {
     );
     fails(
         &["--max-silence-ms", "300"],
-        "--min-silence-ms (400), --silence-ms (500) and --max-silence-ms (300) must be in that order",
+        "--min-silence-ms (300), --silence-ms (500) and --max-silence-ms (300) must be in that order",
     );
     fails(
         &["--min-silence-ms", "0"],
