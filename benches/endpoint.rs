@@ -23,6 +23,16 @@ fn transcripts(wav: &std::path::Path, args: &[&str]) -> Vec<Value> {
     transcript_events(&play_file(wav, args, Duration::from_secs(300)))
 }
 
+/// The transcripts' `latency_ms`, in ascending order.
+fn sorted_latencies(transcripts: &[Value]) -> Vec<f64> {
+    let mut latencies: Vec<f64> = transcripts
+        .iter()
+        .map(|t| t["latency_ms"].as_f64().unwrap())
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    latencies
+}
+
 fn main() {
     model_path();
     let dir = scratch();
@@ -59,11 +69,7 @@ fn main() {
             .iter()
             .flat_map(|(wav, _)| transcripts(wav, args))
             .collect();
-        let mut latencies: Vec<f64> = all
-            .iter()
-            .map(|t| t["latency_ms"].as_f64().unwrap())
-            .collect();
-        latencies.sort_by(|a, b| a.total_cmp(b));
+        let latencies = sorted_latencies(&all);
         let split = all.len() as f64 / sentences as f64;
         let rule = |r: &str| all.iter().filter(|t| t["timing"]["end_rule"] == r).count();
         let (p50, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
@@ -103,20 +109,14 @@ fn main() {
         // Read narration alone, every shared long clip: its readers pause
         // 320–450 ms at commas, where Whisper writes a period.
         let (narration, clips) = clips_wav(dir.path(), usize::MAX);
-        let mut splits = Vec::new();
         for (name, args) in [
             ("fixed 500", vec!["--end-of-speech", "fixed"]),
             ("adaptive", vec!["--end-of-speech", "adaptive"]),
         ] {
             let all = transcripts(&narration, &args);
-            let mut latencies: Vec<f64> = all
-                .iter()
-                .map(|t| t["latency_ms"].as_f64().unwrap())
-                .collect();
-            latencies.sort_by(|a, b| a.total_cmp(b));
+            let latencies = sorted_latencies(&all);
             let split = all.len() as f64 / clips as f64;
             let p50 = percentile(&latencies, 50.0);
-            splits.push(split);
             rows.push(row(
                 format!("narration only ({clips} long clips), {name}: latency p50, split rate"),
                 format!("{p50:.0} ms, {split:.2}"),
