@@ -153,10 +153,7 @@ pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness
     if text.ends_with("...") || matches!(last_char, '…' | ',' | ':' | ';' | '-' | '–' | '—') {
         return Completeness::Unfinished;
     }
-    let mut words = text.rsplit(|c: char| c.is_whitespace()).map(|w| {
-        w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
-            .to_lowercase()
-    });
+    let mut words = text.rsplit(char::is_whitespace).map(bare_word);
     let last_word = words.next().unwrap_or_default();
     let before_last = words.next().unwrap_or_default();
     let (last, question) = (last_word.as_str(), last_char == '?');
@@ -206,6 +203,13 @@ pub fn completeness(text: &str, confidence: f64, language: &str) -> Completeness
     Completeness::Unsure
 }
 
+/// A word as the word lists spell it: lower case, without the marks around
+/// it (an apostrophe inside stays: "he's").
+fn bare_word(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+        .to_lowercase()
+}
+
 /// Words that open a dependent clause: a sentence that starts with one
 /// needs a main clause after it ("If it rains, close the windows."), so
 /// with no comma yet it has not reached it ("If the reader will excuse
@@ -229,12 +233,7 @@ fn opens_a_dependent_part(text: &str) -> bool {
     if text.contains([',', ';', ':']) {
         return false;
     }
-    let first = text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .trim_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase();
+    let first = bare_word(text.split_whitespace().next().unwrap_or_default());
     let first = first.as_str();
     if ENGLISH_SUBORDINATORS.contains(&first) {
         return true;
